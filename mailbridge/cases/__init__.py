@@ -1,0 +1,1 @@
+"""Cases: references, matching, routing, the working-day calendar and state changes."""

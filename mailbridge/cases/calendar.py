@@ -1,0 +1,85 @@
+"""The working-day calendar: Monday–Friday, minus England and Wales bank holidays, minus closures.
+
+Pure: every function is handed the time. Times are stored in UTC and converted to the
+council's zone (Europe/London) only here, so a clock change never moves a deadline.
+A message received after the daily cut-off, or on a non-working day, starts the clock on the
+next working day; the due time is the cut-off on the last working day of the allowance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from mailbridge.config import ClockSettings
+
+
+@dataclass(frozen=True)
+class WorkingCalendar:
+    timezone: str = "Europe/London"
+    cutoff: time = time(17, 0)
+    closure_days: frozenset[date] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_settings(cls, clock: ClockSettings) -> WorkingCalendar:
+        return cls(timezone=clock.timezone, cutoff=clock.cutoff, closure_days=frozenset(clock.closure_days))
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def _bank_holidays(self) -> holidays.HolidayBase:
+        # subdiv="ENG" matters: without it Easter Monday and the August holiday are missing.
+        # England and Wales share their bank holidays; expand=True fills years on demand.
+        return holidays.country_holidays("GB", subdiv="ENG")
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < 5 and day not in self._bank_holidays and day not in self.closure_days
+
+    def next_working_day(self, day: date) -> date:
+        """The first working day strictly after `day`."""
+        day += timedelta(days=1)
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+    def add_working_days(self, day: date, n: int) -> date:
+        """The n-th working day after `day` (n >= 0; n == 0 gives `day` itself)."""
+        for _ in range(n):
+            day = self.next_working_day(day)
+        return day
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.zone)
+
+    def clock_start(self, received: datetime) -> date:
+        """The working day the clock starts on for a message received at `received`."""
+        local = self.local(received)
+        day = local.date()
+        if not self.is_working_day(day) or local.time() >= self.cutoff:
+            return self.next_working_day(day)
+        return day
+
+    def at_cutoff(self, day: date) -> datetime:
+        """The cut-off time on `day`, in UTC (zoneinfo resolves BST/GMT for that date)."""
+        return datetime.combine(day, self.cutoff, tzinfo=self.zone).astimezone(UTC)
+
+    def due_at(self, received: datetime, working_days: int) -> datetime:
+        """Received + N working days, at the cut-off of that day."""
+        return self.at_cutoff(self.add_working_days(self.clock_start(received), working_days))
+
+    def working_days_between(self, start: datetime, end: datetime) -> int:
+        """Whole working days from the clock start of `start` to the local date of `end`."""
+        first = self.clock_start(start)
+        last = self.local(end).date()
+        count, day = 0, first
+        while day < last:
+            day = self.next_working_day(day)
+            if day <= last:
+                count += 1
+        return count

@@ -1,0 +1,42 @@
+"""The `mailbridge` command: a thin shell over the library, one module per command group."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mailbridge.cli import cases, config_cmd, daemon_cmd, db_cmd, messages
+from mailbridge.cli.context import AppContext
+
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals would print passwords
+    help="mailbridge: Members' Enquiries by email.",
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", "-c", envvar="MAILBRIDGE_CONFIG", help="TOML settings file."),
+    ] = None,
+) -> None:
+    """Settings come from --config (or MAILBRIDGE_CONFIG) and MAILBRIDGE_* variables.
+
+    Example: mailbridge --config /etc/mailbridge/mailbridge.toml case list --status triage
+    """
+    ctx.obj = AppContext(config_file=config)
+
+
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(cases.app, name="case")
+app.add_typer(messages.app, name="message")
+daemon_cmd.register(app)
+
+
+def main() -> None:
+    app(prog_name="mailbridge")

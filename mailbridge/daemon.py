@@ -1,0 +1,92 @@
+"""The composition root: the one place that builds the adapters from settings and wires them."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from mailbridge.clock import Clock, SystemClock
+from mailbridge.config import ConfigError, Settings
+from mailbridge.directory import Directory, load_directory
+from mailbridge.ingest.pipeline import PipelineContext
+from mailbridge.ingest.runner import DrainStats, Runner
+from mailbridge.ingest.sources.base import Source
+from mailbridge.ingest.sources.maildir import MaildirSource
+from mailbridge.store.cursors import DbCursorStore
+from mailbridge.store.db import make_engine, upgrade
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    directory: Directory
+
+
+def build_deps(settings: Settings, clock: Clock | None = None) -> Deps:
+    """Upgrade the schema and load the directory; refuses to start on a broken directory."""
+    upgrade(settings.database_url)
+    directory, problems = load_directory(settings.directory_file)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ConfigError(errors)
+    return Deps(settings, make_engine(settings.database_url), clock or SystemClock(), directory)
+
+
+def build_source(deps: Deps) -> Source:
+    src = deps.settings.source
+    if src.endpoint.scheme == "maildir":
+        return MaildirSource(src.endpoint.path, batch_size=src.batch_size,
+                             batch_bytes=src.batch_bytes, poll_seconds=src.poll_seconds)
+    from mailbridge.ingest.sources.imap import ImapSource  # imapclient only when IMAP is used
+
+    return ImapSource(src, DbCursorStore(deps.engine, deps.clock))
+
+
+def build_runner(deps: Deps, stop: threading.Event | None = None) -> Runner:
+    ctx = PipelineContext.from_settings(deps.settings, deps.directory)
+    return Runner(deps.engine, build_source(deps), ctx, deps.clock, stop)
+
+
+def ingest_once(deps: Deps) -> DrainStats:
+    """Replay what a crash left, drain the source, and return: for cron and benchmarks."""
+    stop = _stop_on_signals()
+    runner = build_runner(deps, stop)
+    try:
+        return runner.drain(runner.replay_pending())
+    finally:
+        runner.source.close()
+
+
+def run(deps: Deps) -> None:
+    """The daemon: runs until SIGTERM/SIGINT, finishing the message in hand before it exits."""
+    stop = _stop_on_signals()
+    runner = build_runner(deps, stop)
+    log.info("mailbridge started: source %s, database %s, mailbox %s",
+             deps.settings.source.endpoint.redacted(), deps.engine.url.render_as_string(),
+             deps.settings.mailbox_address)
+    try:
+        runner.run_forever()
+    finally:
+        runner.source.close()
+        deps.engine.dispose()
+    log.info("mailbridge stopped")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def _handler(signum: int, _frame) -> None:
+        log.info("%s received: finishing the message in hand", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _handler)
+    return stop

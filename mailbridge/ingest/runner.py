@@ -1,0 +1,142 @@
+"""Drives a source through the pipeline: batches in, cases out, acknowledgements upstream.
+
+The runner owns the loop and its failure handling, never the rules: it commits each batch's
+raw bytes, processes every message in its own transaction, acknowledges upstream only what is
+committed, and backs off when the server goes away. `stop` (set by SIGTERM) is checked between
+messages, so the message in hand is always finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from mailbridge.clock import Clock
+from mailbridge.ingest.pipeline import (
+    Outcome,
+    PipelineContext,
+    mark_failed,
+    persist_raw,
+    process_message,
+)
+from mailbridge.ingest.sources.base import Source, SourceUnavailable
+from mailbridge.store.db import session
+from mailbridge.store.models import MESSAGE_FAILED, MESSAGE_RECEIVED, Message
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # a message that failed this often waits for `mailbridge message replay`
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
+
+
+@dataclass
+class DrainStats:
+    fetched: int = 0
+    duplicates: int = 0
+    processed: int = 0
+    failed: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(
+        self,
+        engine: Engine,
+        source: Source,
+        ctx: PipelineContext,
+        clock: Clock,
+        stop: threading.Event | None = None,
+        keep_outcomes: bool = False,
+    ):
+        self.engine, self.source, self.ctx, self.clock = engine, source, ctx, clock
+        self.stop = stop or threading.Event()
+        self.keep_outcomes = keep_outcomes
+
+    def replay_pending(self, stats: DrainStats | None = None) -> DrainStats:
+        """Process stored messages a crash left unprocessed, and failures not yet retried enough."""
+        stats = stats or DrainStats()
+        with session(self.engine) as s:
+            ids = s.exec(
+                select(Message.id)
+                .where(
+                    (Message.status == MESSAGE_RECEIVED)
+                    | ((Message.status == MESSAGE_FAILED) & (Message.attempts < MAX_ATTEMPTS))
+                )
+                .order_by(Message.id)
+            ).all()
+            s.rollback()
+        self.process(ids, stats)
+        return stats
+
+    def drain(self, stats: DrainStats | None = None) -> DrainStats:
+        """Fetch, store, process and acknowledge until the source has nothing new (or stop)."""
+        stats = stats or DrainStats()
+        for batch in self.source.fetch_batches():
+            stats.fetched += len(batch)
+            with session(self.engine) as s:
+                stored = persist_raw(s, batch, self.clock.now())
+                s.commit()
+            stats.duplicates += sum(not item.needs_processing for item in stored)
+            done = 0
+            for item in stored:
+                if self.stop.is_set():
+                    break
+                if item.needs_processing:
+                    self.process([item.message_db_id], stats)
+                done += 1
+            self.source.acknowledge([item.fetched for item in stored[:done]])
+            if self.stop.is_set():
+                break
+        return stats
+
+    def process(self, message_ids: Iterable[int], stats: DrainStats) -> None:
+        """One transaction per message; a failure is recorded and the next message goes on."""
+        with session(self.engine) as s:
+            for message_db_id in message_ids:
+                if self.stop.is_set():
+                    return
+                try:
+                    outcome = process_message(s, message_db_id, self.ctx, self.clock.now())
+                    s.commit()
+                except Exception as exc:  # one bad message must never stop the daemon
+                    s.rollback()
+                    log.exception("message %s failed; kept for replay", message_db_id)
+                    mark_failed(s, message_db_id, f"{type(exc).__name__}: {exc}")
+                    s.commit()
+                    stats.failed += 1
+                    continue
+                stats.processed += 1
+                if self.keep_outcomes:
+                    stats.outcomes.append(outcome)
+                log.info(
+                    "message %s: %s %s %s",
+                    outcome.message_db_id,
+                    outcome.classification,
+                    outcome.action,
+                    outcome.reference or "",
+                )
+
+    def run_forever(self) -> None:
+        """The daemon's ingest loop: drain, wait for news, drain again; back off when down."""
+        delay = BACKOFF_FIRST
+        self.replay_pending()
+        while not self.stop.is_set():
+            try:
+                self.drain()
+                delay = BACKOFF_FIRST
+                self.source.wait_for_changes(self.stop)
+            except SourceUnavailable as exc:
+                wait = BACKOFF_MAX if exc.permanent else delay
+                level = logging.ERROR if exc.permanent else logging.WARNING
+                log.log(level, "mail source unavailable (%s); retrying in %.0f s", exc, wait)
+                self.stop.wait(wait)
+                delay = min(delay * 2, BACKOFF_MAX)
+            except Exception:  # e.g. the database restarting: wait and carry on, never die
+                log.exception("ingest loop error; retrying in %.0f s", delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, BACKOFF_MAX)

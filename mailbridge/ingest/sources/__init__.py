@@ -1,0 +1,1 @@
+"""Where inbound mail comes from: an IMAP mailbox or a local Maildir."""

@@ -1,0 +1,65 @@
+"""Engine set-up and schema upgrades: SQLite in WAL mode with one writer at a time, or PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_MS = 15_000
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; for SQLite, the parent directory is created and WAL is switched on."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi, _record) -> None:
+        # Take BEGIN away from pysqlite so that we can issue BEGIN IMMEDIATE ourselves: a
+        # deferred transaction that later writes fails at once with "database is locked" under
+        # WAL, however long the busy timeout, because its snapshot cannot be upgraded.
+        dbapi.isolation_level = None
+        for pragma in ("journal_mode=WAL", f"busy_timeout={SQLITE_BUSY_MS}",
+                       "foreign_keys=ON", "synchronous=NORMAL"):
+            dbapi.execute(f"PRAGMA {pragma}")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def session(engine: Engine) -> Session:
+    """A unit-of-work session whose objects stay readable after commit."""
+    return Session(engine, expire_on_commit=False)
+
+
+def insert(engine_or_session, table):
+    """A dialect INSERT that supports on_conflict_do_nothing / on_conflict_do_update."""
+    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the schema to `revision`; safe to run on every start."""
+    command.upgrade(alembic_config(url), revision)

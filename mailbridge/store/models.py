@@ -1,0 +1,181 @@
+"""Every table mailbridge keeps. Schema changes go through Alembic (mailbridge/migrations).
+
+Natural keys carry the idempotency: a message's dedupe key, an outbox row's dedupe key, a
+case's reference and a cursor's folder are unique, so doing the same thing twice is refused
+by the database rather than remembered by the code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from mailbridge.store.types import JSONType, RawBytes, UTCDateTime
+
+# Case.status values. "In action" in the reports is everything before "resolved".
+CASE_STATUSES = (
+    "triage",  # the team must look: non-member sender, no route found
+    "awaiting_response",  # with the service
+    "escalated",
+    "delay_advised",
+    "work_scheduled",
+    "clarification",  # the member was asked for more information
+    "resolved",  # actioned by services
+    "closed",  # closed by the member, or auto-closed
+)
+OPEN_STATUSES = CASE_STATUSES[:6]
+ORIGINS = ("direct", "cc", "forwarded", "imported")
+KINDS = ("members_enquiry", "service_request", "foi", "not_me")
+
+# Message.status: where an inbound message is in the pipeline.
+MESSAGE_RECEIVED = "received"  # raw bytes committed, not yet processed (replayed on start)
+MESSAGE_PROCESSED = "processed"
+MESSAGE_FAILED = "failed"  # processing raised; kept for the team to replay
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "case"
+    __table_args__ = (Index("ix_case_open_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(unique=True, max_length=40)
+    parent_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    status: str = Field(default="awaiting_response", max_length=20, index=True)
+    origin: str = Field(default="direct", max_length=12)
+    kind: str = Field(default="members_enquiry", max_length=20)
+    member: str | None = Field(default=None, max_length=120, index=True)  # directory member id
+    member_address: str | None = Field(default=None, max_length=320)
+    delivery_unit: str | None = Field(default=None, max_length=120, index=True)
+    officer: str | None = Field(default=None, max_length=120, index=True)  # directory officer id
+    subject: str = Field(default="")
+    thread_message_id: str | None = Field(default=None, max_length=998)  # the member's original
+    received_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    delay_advised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Message(SQLModel, table=True):
+    """One email, inbound or recorded outbound; `raw` is the exact bytes, never rewritten."""
+
+    __tablename__ = "message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    direction: str = Field(default="in", max_length=3)
+    dedupe_key: str = Field(unique=True, max_length=998)  # Message-ID, else sha256:<hex>
+    message_id: str | None = Field(default=None, max_length=998, index=True)
+    sha256: str = Field(max_length=64)
+    size: int
+    raw: bytes = Field(sa_column=Column(RawBytes, nullable=False))
+    source: str = Field(default="", max_length=200)  # "imap:INBOX", "maildir:var/inbox", "cli"
+    source_key: str = Field(default="", max_length=400)  # UID or Maildir file name
+    uidvalidity: int | None = None
+    uid: int | None = None
+    fetched_at: datetime = Field(sa_type=UTCDateTime)
+    # When it reached the mailbox (IMAP INTERNALDATE, Maildir delivery time): the clock's start.
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default=MESSAGE_RECEIVED, max_length=12, index=True)
+    attempts: int = 0
+    error: str | None = None
+    parse_ok: bool | None = None  # None until parsed; False: stored and flagged for the team
+    classification: str | None = Field(default=None, max_length=20, index=True)
+    rule: str | None = Field(default=None, max_length=60)  # why: the rule that classified it
+    held: bool = False  # matched a case but from a stranger: never relayed or obeyed
+    from_address: str | None = Field(default=None, max_length=320, index=True)
+    from_name: str | None = None
+    subject: str | None = None
+    to: list[Any] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    cc: list[Any] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    in_reply_to: str | None = Field(default=None, max_length=998)
+    references: str | None = None
+    date: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    body_text: str | None = None
+    attachments: list[Any] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    defects: list[Any] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Participant(SQLModel, table=True):
+    """Someone on a case: the member, a stakeholder (anyone else on To/Cc), or the officer."""
+
+    __tablename__ = "participant"
+    __table_args__ = (UniqueConstraint("case_id", "address", "role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    address: str = Field(max_length=320)
+    name: str = ""
+    role: str = Field(max_length=20)  # member | stakeholder | officer
+    person: str | None = Field(default=None, max_length=120)  # directory id, when known
+    added_at: datetime = Field(sa_type=UTCDateTime)
+    message_db_id: int | None = Field(default=None, foreign_key="message.id")
+
+
+class Event(SQLModel, table=True):
+    """The case timeline: every change, who or what caused it, and when."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_case_at", "case_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id")
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str = Field(max_length=200)  # "mailbridge", "member:cllr-jones", "cli:alice", …
+    kind: str = Field(max_length=40)
+    rule: str | None = Field(default=None, max_length=60)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    message_db_id: int | None = Field(default=None, foreign_key="message.id")
+
+
+class MailboxCursor(SQLModel, table=True):
+    """How far a folder has been read: UIDs up to last_uid are stored, processed and moved."""
+
+    __tablename__ = "mailbox_cursor"
+
+    folder: str = Field(primary_key=True, max_length=400)  # "<user>@<host>/<folder>"
+    uidvalidity: int
+    last_uid: int = 0
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ReferenceCounter(SQLModel, table=True):
+    """The per-year sequence behind case references; incremented atomically by upsert."""
+
+    __tablename__ = "reference_counter"
+
+    prefix: str = Field(primary_key=True, max_length=10)
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+class Outbox(SQLModel, table=True):
+    """Automatic emails waiting to go, written in the transaction of the change that caused them."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    kind: str = Field(max_length=40)
+    dedupe_key: str = Field(unique=True, max_length=400)
+    message_id: str = Field(unique=True, max_length=998)
+    to: list[Any] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    cc: list[Any] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    subject: str = ""
+    raw: bytes = Field(sa_column=Column(RawBytes, nullable=False))
+    status: str = Field(default="pending", max_length=12)  # pending|sending|sent|failed|cancelled
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

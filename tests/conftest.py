@@ -1,0 +1,92 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), settings, a Maildir, and the Dovecot plugin."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from mailbridge.config import Settings, load_settings
+from mailbridge.store.db import make_engine, upgrade
+
+pytest_plugins = ["tests.imap_server"]
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_DIRECTORY = REPO / "tests" / "data" / "directory.toml"
+MAILBOX = "enquiries@council.example"
+PG_SERVER = os.environ.get("MAILBRIDGE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TABLES = ("outbox", "event", "participant", "message", "mailbox_cursor", "reference_counter", '"case"')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test session, migrated once."""
+    name = f"mailbridge_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL at {PG_SERVER} is not reachable ({exc}); start it with "
+                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
+    url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store test runs twice: on a fresh SQLite file and on a truncated PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'mailbridge.db'}"
+        upgrade(url)
+        return url
+    url = request.getfixturevalue("pg_url")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def maildir(tmp_path: Path) -> Path:
+    root = tmp_path / "inbox"
+    for sub in ("new", "cur", "tmp"):
+        (root / sub).mkdir(parents=True)
+    return root
+
+
+def deliver(maildir: Path, name: str, raw: bytes, at: datetime) -> Path:
+    """Put a message in a Maildir's new/ with its delivery time set to `at`."""
+    path = maildir / "new" / name
+    path.write_bytes(raw)
+    os.utime(path, (at.timestamp(), at.timestamp()))
+    return path
+
+
+def settings_env(db_url: str, source: str, **extra: str) -> dict[str, str]:
+    """The environment a test daemon or CLI runs with."""
+    return {"MAILBRIDGE_DATABASE_URL": db_url, "MAILBRIDGE_SOURCE": source,
+            "MAILBRIDGE_ADDRESS": MAILBOX, "MAILBRIDGE_DIRECTORY": str(TEST_DIRECTORY),
+            "MAILBRIDGE_OUTBOX": "file:var/outbox", **extra}
+
+
+def make_settings(db_url: str, source: str) -> Settings:
+    return load_settings(None, settings_env(db_url, source))

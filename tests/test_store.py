@@ -1,0 +1,115 @@
+"""The store on SQLite and PostgreSQL: references, byte-exact raw mail, times, cursors."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from mailbridge.cases.references import next_reference
+from mailbridge.clock import FrozenClock
+from mailbridge.config import ReferenceFormat
+from mailbridge.store.cursors import DbCursorStore
+from mailbridge.store.db import make_engine, session
+from mailbridge.store.models import Case, Message
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+FMT = ReferenceFormat()
+
+
+def _open_cases(url: str, count: int, year: int) -> None:
+    engine = make_engine(url)
+    for _ in range(count):
+        with session(engine) as s:
+            ref = next_reference(s, FMT, year)
+            s.add(Case(reference=ref, received_at=NOW, created_at=NOW, updated_at=NOW))
+            s.commit()
+    engine.dispose()
+
+
+def test_references_count_up_within_a_year_and_restart_each_year(engine):
+    with session(engine) as s:
+        refs = [next_reference(s, FMT, 2026) for _ in range(3)] + [next_reference(s, FMT, 2027)]
+        s.commit()
+    assert refs == ["ME-2026-00001", "ME-2026-00002", "ME-2026-00003", "ME-2027-00001"]
+
+
+def test_reference_prefix_and_width_are_configurable(engine):
+    with session(engine) as s:
+        assert next_reference(s, ReferenceFormat(prefix="MPE", width=7), 2026) == "MPE-2026-0000001"
+
+
+def test_a_rolled_back_case_gives_its_number_back(engine):
+    with session(engine) as s:
+        next_reference(s, FMT, 2026)
+        s.rollback()
+        assert next_reference(s, FMT, 2026) == "ME-2026-00001"
+
+
+@pytest.mark.slow
+def test_two_processes_opening_cases_at_once_never_share_a_reference(db_url):
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_open_cases, args=(db_url, 60, 2026)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+        assert w.exitcode == 0
+    engine = make_engine(db_url)
+    with session(engine) as s:
+        refs = s.exec(select(Case.reference)).all()
+    engine.dispose()
+    assert len(refs) == 120
+    assert sorted(refs) == [f"ME-2026-{n:05d}" for n in range(1, 121)]
+
+
+def test_raw_mail_is_stored_byte_exact(engine):
+    raw = b"From: a@b\r\nSubject: \xff\xfe odd\rbare CR\n\x00NUL\r\n\r\nbody\x80\r\n"
+    with session(engine) as s:
+        s.add(Message(dedupe_key="k", sha256="0" * 64, size=len(raw), raw=raw, fetched_at=NOW,
+                      received_at=NOW))
+        s.commit()
+    with session(engine) as s:
+        assert s.exec(select(Message.raw)).one() == raw
+
+
+def test_times_go_in_as_any_zone_and_come_back_as_utc(engine):
+    bst = datetime(2026, 7, 1, 9, 0, tzinfo=timezone(timedelta(hours=1)))
+    with session(engine) as s:
+        s.add(Case(reference="ME-2026-00001", received_at=bst, created_at=NOW, updated_at=NOW))
+        s.commit()
+    with session(engine) as s:
+        received = s.exec(select(Case.received_at)).one()
+    assert received == datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+    assert received.tzinfo is not None
+    assert s.exec(select(Case).where(Case.received_at < bst + timedelta(seconds=1))).first()
+
+
+def test_naive_times_are_refused(engine):
+    with session(engine) as s:
+        s.add(Case(reference="ME-2026-00001", received_at=datetime(2026, 1, 1), created_at=NOW,
+                   updated_at=NOW))
+        with pytest.raises(Exception, match="naive"):
+            s.commit()
+
+
+def test_mailbox_cursors_remember_uidvalidity_and_last_uid_per_folder(engine):
+    cursors = DbCursorStore(engine, FrozenClock(NOW))
+    assert cursors.load("council@imap/INBOX") is None
+    cursors.save("council@imap/INBOX", 1795418775, 10)
+    cursors.save("council@imap/INBOX", 1795418775, 25)
+    cursors.save("council@imap/Cc", 7, 3)
+    assert cursors.load("council@imap/INBOX") == (1795418775, 25)
+    assert cursors.load("council@imap/Cc") == (7, 3)
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
