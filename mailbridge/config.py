@@ -223,8 +223,11 @@ def setting_origins(
     """
     env = os.environ if env is None else env
     _, _, origin = _gather(config_file, env, _Collector())
-    return {f"{section}.{key}": origin.get((section, key), "default")
-            for section, keys in _DEFAULTS.items() for key in keys}
+    return {
+        f"{section}.{key}": origin.get((section, key), "default")
+        for section, keys in _DEFAULTS.items()
+        for key in keys
+    }
 
 
 def _gather(
@@ -281,8 +284,13 @@ def _merge_file(
 
 
 def _type_name(t: type | tuple[type, ...]) -> str:
-    names = {bool: "true/false", int: "a whole number", str: "a string", list: "a list",
-             time: "a time"}
+    names = {
+        bool: "true/false",
+        int: "a whole number",
+        str: "a string",
+        list: "a list",
+        time: "a time",
+    }
     types = t if isinstance(t, tuple) else (t,)
     return " or ".join(names.get(x, x.__name__) for x in types)
 
@@ -292,18 +300,21 @@ def _build(
 ) -> Settings:
     address = str(raw["mailbox"]["address"]).strip()
     if not ADDRESS_RE.match(address):
-        out.add(where("mailbox", "address"), "mailbox.address",
-                f"not an email address: {address!r}")
+        out.add(
+            where("mailbox", "address"), "mailbox.address", f"not an email address: {address!r}"
+        )
 
     src = raw["source"]
-    endpoint = _endpoint(src["url"], SOURCE_SCHEMES, "source", src, where, env,
-                         ENV_SOURCE_PASSWORD, out)
+    endpoint = _endpoint(
+        src["url"], SOURCE_SCHEMES, "source", src, where, env, ENV_SOURCE_PASSWORD, out
+    )
     folders = src["folders"]
     if folders is None:
         folders = [endpoint.path or "INBOX"] if endpoint and not endpoint.is_local else ["INBOX"]
     if not folders or not all(isinstance(f, str) and f for f in folders):
-        out.add(where("source", "folders"), "source.folders",
-                "must be a non-empty list of folder names")
+        out.add(
+            where("source", "folders"), "source.folders", "must be a non-empty list of folder names"
+        )
         folders = ["INBOX"]
     if src["processed"] not in ("move", "flag"):
         out.add(where("source", "processed"), "source.processed", "must be 'move' or 'flag'")
@@ -313,30 +324,44 @@ def _build(
         if src[key] <= 0:
             out.add(where("source", key), f"source.{key}", "must be greater than zero")
     if src["idle_renew_seconds"] >= 29 * 60:
-        out.add(where("source", "idle_renew_seconds"), "source.idle_renew_seconds",
-                "must be under 29 minutes (RFC 2177)")
+        out.add(
+            where("source", "idle_renew_seconds"),
+            "source.idle_renew_seconds",
+            "must be under 29 minutes (RFC 2177)",
+        )
 
     db_url = str(raw["database"]["url"])
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", db_url):
-        out.add(where("database", "url"), "database.url",
-                "expected an SQLAlchemy URL such as sqlite:///var/mailbridge.db or "
-                "postgresql+psycopg://user@host/db")
+        out.add(
+            where("database", "url"),
+            "database.url",
+            "expected an SQLAlchemy URL such as sqlite:///var/mailbridge.db or "
+            "postgresql+psycopg://user@host/db",
+        )
 
     ob = raw["outbox"]
-    outbox = _endpoint(ob["url"], OUTBOX_SCHEMES, "outbox", ob, where, env,
-                       ENV_OUTBOX_PASSWORD, out)
+    outbox = _endpoint(
+        ob["url"], OUTBOX_SCHEMES, "outbox", ob, where, env, ENV_OUTBOX_PASSWORD, out
+    )
 
     directory_file = raw["directory"]["file"] or None  # file = "" means none, as omitting it
     if directory_file is None:
-        out.add(where("directory", "file"), "directory.file",
-                "no directory file: every sender is treated as a non-member (triage)", "warning")
+        out.add(
+            where("directory", "file"),
+            "directory.file",
+            "no directory file: every sender is treated as a non-member (triage)",
+            "warning",
+        )
     elif not Path(directory_file).is_file():
         out.add(where("directory", "file"), "directory.file", f"file not found: {directory_file}")
 
     refs = raw["references"]
     if not re.fullmatch(r"[A-Z][A-Z0-9]{0,9}", str(refs["prefix"])):
-        out.add(where("references", "prefix"), "references.prefix",
-                "must be 1-10 capital letters or digits, starting with a letter")
+        out.add(
+            where("references", "prefix"),
+            "references.prefix",
+            "must be 1-10 capital letters or digits, starting with a letter",
+        )
     if not 3 <= refs["width"] <= 9:
         out.add(where("references", "width"), "references.width", "must be between 3 and 9")
 
@@ -385,14 +410,21 @@ def _endpoint(
         return None
     scheme = parts.scheme.lower()
     if scheme not in schemes:
-        out.add(loc, key, f"unsupported scheme {scheme or '(none)'!r}; "
-                f"expected one of {', '.join(schemes)}")
+        out.add(
+            loc,
+            key,
+            f"unsupported scheme {scheme or '(none)'!r}; expected one of {', '.join(schemes)}",
+        )
         return None
     if scheme in ("maildir", "file"):
         # maildir://var/inbox would silently mean /inbox (var is the URL's host): refuse it.
         if parts.netloc not in ("", ".", "localhost"):
-            out.add(loc, key, f"write {scheme}:relative/path or {scheme}:///absolute/path; "
-                    f"{scheme}://name/... would make 'name' a host, not part of the path")
+            out.add(
+                loc,
+                key,
+                f"write {scheme}:relative/path or {scheme}:///absolute/path; "
+                f"{scheme}://name/... would make 'name' a host, not part of the path",
+            )
             return None
         local = unquote((parts.netloc + parts.path) if parts.netloc == "." else parts.path)
         if not local:
@@ -410,8 +442,12 @@ def _endpoint(
     password = unquote(parts.password or "")
     password = _password(section, values, where, env, password_var, out) or password
     return Endpoint(
-        url=str(url), scheme=scheme, host=parts.hostname, port=port,
-        username=unquote(parts.username or ""), password=password,
+        url=str(url),
+        scheme=scheme,
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username or ""),
+        password=password,
         path=unquote(parts.path.lstrip("/")),
     )
 
@@ -432,8 +468,11 @@ def _password(section, values, where, env, password_var, out: _Collector) -> str
     if values.get("password_env"):
         name = values["password_env"]
         if name not in env:
-            out.add(where(section, "password_env"), f"{section}.password_env",
-                    f"environment variable {name} is not set")
+            out.add(
+                where(section, "password_env"),
+                f"{section}.password_env",
+                f"environment variable {name} is not set",
+            )
         return env.get(name, "")
     return env.get(password_var, "")
 
@@ -454,8 +493,11 @@ def _clock(values: dict[str, Any], where, out: _Collector) -> ClockSettings:
         except ValueError:
             cutoff = None
     if cutoff is None or cutoff.tzinfo is not None:  # the cut-off is local time in `timezone`
-        out.add(where("clock", "cutoff"), "clock.cutoff",
-                f"expected a local time HH:MM, got {values['cutoff']!r}")
+        out.add(
+            where("clock", "cutoff"),
+            "clock.cutoff",
+            f"expected a local time HH:MM, got {values['cutoff']!r}",
+        )
         cutoff = time(17, 0)
     if values["response_days"] < 1:
         out.add(where("clock", "response_days"), "clock.response_days", "must be at least 1")
@@ -467,7 +509,14 @@ def _clock(values: dict[str, Any], where, out: _Collector) -> ClockSettings:
         try:
             closures.append(date.fromisoformat(str(day)))
         except ValueError:
-            out.add(where("clock", "closure_days"), f"clock.closure_days[{i}]",
-                    f"expected a date YYYY-MM-DD, got {day!r}")
-    return ClockSettings(timezone=tz, cutoff=cutoff, response_days=values["response_days"],
-                         closure_days=tuple(closures))
+            out.add(
+                where("clock", "closure_days"),
+                f"clock.closure_days[{i}]",
+                f"expected a date YYYY-MM-DD, got {day!r}",
+            )
+    return ClockSettings(
+        timezone=tz,
+        cutoff=cutoff,
+        response_days=values["response_days"],
+        closure_days=tuple(closures),
+    )

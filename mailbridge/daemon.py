@@ -43,8 +43,12 @@ def build_deps(settings: Settings, clock: Clock | None = None) -> Deps:
 def build_source(deps: Deps) -> Source:
     src = deps.settings.source
     if src.endpoint.scheme == "maildir":
-        return MaildirSource(src.endpoint.path, batch_size=src.batch_size,
-                             batch_bytes=src.batch_bytes, poll_seconds=src.poll_seconds)
+        return MaildirSource(
+            src.endpoint.path,
+            batch_size=src.batch_size,
+            batch_bytes=src.batch_bytes,
+            poll_seconds=src.poll_seconds,
+        )
     from mailbridge.ingest.sources.imap import ImapSource  # imapclient only when IMAP is used
 
     return ImapSource(src, DbCursorStore(deps.engine, deps.clock))
@@ -69,9 +73,12 @@ def run(deps: Deps) -> None:
     """The daemon: runs until SIGTERM/SIGINT, finishing the message in hand before it exits."""
     stop = _stop_on_signals()
     runner = build_runner(deps, stop)
-    log.info("mailbridge started: source %s, database %s, mailbox %s",
-             deps.settings.source.endpoint.redacted(), deps.engine.url.render_as_string(),
-             deps.settings.mailbox_address)
+    log.info(
+        "mailbridge started: source %s, database %s, mailbox %s",
+        deps.settings.source.endpoint.redacted(),
+        deps.engine.url.render_as_string(),
+        deps.settings.mailbox_address,
+    )
     try:
         runner.run_forever()
     finally:

@@ -55,10 +55,10 @@ class Directory:
     members: tuple[Member, ...] = ()
     delivery_units: tuple[DeliveryUnit, ...] = ()
     officers: tuple[Officer, ...] = ()
-    _members_by_address: dict[str, Member] = field(
-        default_factory=dict, repr=False, compare=False)
+    _members_by_address: dict[str, Member] = field(default_factory=dict, repr=False, compare=False)
     _officers_by_address: dict[str, Officer] = field(
-        default_factory=dict, repr=False, compare=False)
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for m in self.members:
@@ -86,8 +86,11 @@ class Directory:
 
 
 EMPTY = Directory()
-SECTIONS = {"members": (Member, "id"), "delivery_units": (DeliveryUnit, "name"),
-            "officers": (Officer, "id")}
+SECTIONS = {
+    "members": (Member, "id"),
+    "delivery_units": (DeliveryUnit, "name"),
+    "officers": (Officer, "id"),
+}
 
 
 def load_directory(path: Path | None) -> tuple[Directory, list[Problem]]:
@@ -105,10 +108,11 @@ def load_directory(path: Path | None) -> tuple[Directory, list[Problem]]:
         return EMPTY, [Problem(where, "-", f"cannot read directory file: {exc.strerror or exc}")]
     problems: list[Problem] = []
     for section in sorted(set(data) - set(SECTIONS)):
-        problems.append(Problem(where, section,
-                                f"unknown section (known: {', '.join(SECTIONS)})"))
-    built = {section: _entries(data, section, cls, key, where, problems)
-             for section, (cls, key) in SECTIONS.items()}
+        problems.append(Problem(where, section, f"unknown section (known: {', '.join(SECTIONS)})"))
+    built = {
+        section: _entries(data, section, cls, key, where, problems)
+        for section, (cls, key) in SECTIONS.items()
+    }
     directory = Directory(**{section: tuple(good) for section, (good, _) in built.items()})
     # Cross-check every entry, even one left out for a bad field: its other mistakes are still
     # reported, and a typo in it is not reported again as "unknown officer" wherever it is named.
@@ -117,8 +121,9 @@ def load_directory(path: Path | None) -> tuple[Directory, list[Problem]]:
     return directory, problems
 
 
-def _entries(data: dict[str, Any], section: str, cls: type, key: str, where: str,
-             problems: list[Problem]) -> tuple[list[Any], list[Any]]:
+def _entries(
+    data: dict[str, Any], section: str, cls: type, key: str, where: str, problems: list[Problem]
+) -> tuple[list[Any], list[Any]]:
     """One dataclass per [[section]] entry, reporting bad fields by entry name.
 
     Returns the good entries, and every entry with an id (bad fields left at their defaults)
@@ -152,8 +157,9 @@ def _entries(data: dict[str, Any], section: str, cls: type, key: str, where: str
         for name, value in entry.items():
             if name not in hints or name.startswith("_"):
                 known = ", ".join(n for n in hints if not n.startswith("_"))
-                problems.append(Problem(where, f"{label}.{name}",
-                                        f"unknown field (known: {known})"))
+                problems.append(
+                    Problem(where, f"{label}.{name}", f"unknown field (known: {known})")
+                )
                 continue
             converted, error = _convert(name, value, hints[name])
             if error:
@@ -215,24 +221,37 @@ def _cross_check(d: Directory, where: str) -> list[Problem]:
             label = f"{kind}[{p.id}]"
             for a in p.addresses:
                 if a in seen and seen[a] != label:
-                    problems.append(Problem(where, f"{label}.addresses",
-                                            f"{a} is also listed for {seen[a]}"))
+                    problems.append(
+                        Problem(where, f"{label}.addresses", f"{a} is also listed for {seen[a]}")
+                    )
                 seen.setdefault(a, label)
     for o in d.officers:
         for ref in ("manager", "deputy"):
             target = getattr(o, ref)
             if target and target not in officer_ids:
-                problems.append(Problem(where, f"officers[{o.id}].{ref}",
-                                        f"unknown officer {target!r}"))
+                problems.append(
+                    Problem(where, f"officers[{o.id}].{ref}", f"unknown officer {target!r}")
+                )
         if o.delivery_unit and o.delivery_unit.casefold() not in du_names:
-            problems.append(Problem(where, f"officers[{o.id}].delivery_unit",
-                                    f"unknown delivery unit {o.delivery_unit!r}"))
+            problems.append(
+                Problem(
+                    where,
+                    f"officers[{o.id}].delivery_unit",
+                    f"unknown delivery unit {o.delivery_unit!r}",
+                )
+            )
     for u in d.delivery_units:
         for lead in u.leads:
             if lead not in officer_ids:
-                problems.append(Problem(where, f"delivery_units[{u.name}].leads",
-                                        f"unknown officer {lead!r}"))
+                problems.append(
+                    Problem(where, f"delivery_units[{u.name}].leads", f"unknown officer {lead!r}")
+                )
         if u.escalation_manager and u.escalation_manager not in officer_ids:
-            problems.append(Problem(where, f"delivery_units[{u.name}].escalation_manager",
-                                    f"unknown officer {u.escalation_manager!r}"))
+            problems.append(
+                Problem(
+                    where,
+                    f"delivery_units[{u.name}].escalation_manager",
+                    f"unknown officer {u.escalation_manager!r}",
+                )
+            )
     return problems

@@ -1,4 +1,4 @@
-"""Shared fixtures: databases (SQLite and PostgreSQL), settings, a Maildir, and the Dovecot plugin."""
+"""Shared fixtures: databases (SQLite and PostgreSQL), settings, Maildirs, the Dovecot plugin."""
 
 from __future__ import annotations
 
@@ -20,8 +20,19 @@ pytest_plugins = ["tests.imap_server"]
 REPO = Path(__file__).resolve().parents[1]
 TEST_DIRECTORY = REPO / "tests" / "data" / "directory.toml"
 MAILBOX = "enquiries@council.example"
-PG_SERVER = os.environ.get("MAILBRIDGE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = ("outbox", "event", "participant", "message", "mailbox_cursor", "reference_counter", '"case"')
+PG_SERVER = os.environ.get(
+    "MAILBRIDGE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TABLES = (
+    "outbox",
+    "event",
+    "participant",
+    "message_copy",
+    "message",
+    "mailbox_cursor",
+    "reference_counter",
+    '"case"',
+)
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +43,11 @@ def pg_url() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL at {PG_SERVER} is not reachable ({exc}); start it with "
-                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
+    except Exception as exc:
+        pytest.fail(
+            f"PostgreSQL at {PG_SERVER} is not reachable ({exc}); start it with "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        )
     url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
     upgrade(url)
     yield url
@@ -45,7 +58,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every store test runs twice: on a fresh SQLite file and on a truncated PostgreSQL database."""
+    """Every store test runs twice: on a fresh SQLite file and a truncated PostgreSQL database."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'mailbridge.db'}"
         upgrade(url)
@@ -83,9 +96,14 @@ def deliver(maildir: Path, name: str, raw: bytes, at: datetime) -> Path:
 
 def settings_env(db_url: str, source: str, **extra: str) -> dict[str, str]:
     """The environment a test daemon or CLI runs with."""
-    return {"MAILBRIDGE_DATABASE_URL": db_url, "MAILBRIDGE_SOURCE": source,
-            "MAILBRIDGE_ADDRESS": MAILBOX, "MAILBRIDGE_DIRECTORY": str(TEST_DIRECTORY),
-            "MAILBRIDGE_OUTBOX": "file:var/outbox", **extra}
+    return {
+        "MAILBRIDGE_DATABASE_URL": db_url,
+        "MAILBRIDGE_SOURCE": source,
+        "MAILBRIDGE_ADDRESS": MAILBOX,
+        "MAILBRIDGE_DIRECTORY": str(TEST_DIRECTORY),
+        "MAILBRIDGE_OUTBOX": "file:var/outbox",
+        **extra,
+    }
 
 
 def make_settings(db_url: str, source: str) -> Settings:

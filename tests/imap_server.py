@@ -7,6 +7,7 @@ Maildir, on one session-wide server. The config is the one verified in notes/lib
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -407,10 +408,8 @@ service anvil {{
         for line in out.splitlines()[1:]:  # username proto pid ip
             fields = line.split()
             if len(fields) >= 3 and fields[0] == user and fields[2].isdigit():
-                try:
+                with contextlib.suppress(ProcessLookupError):  # it may have just exited
                     os.kill(int(fields[2]), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
     def _doveadm(self, *args: str) -> str:
         done = subprocess.run([DOVEADM, "-c", str(self.conf), *args],

@@ -44,8 +44,13 @@ def write(tmp_path: Path, text: str, name: str = "mailbridge.toml") -> Path:
 
 
 def test_check_passes_the_example_config_and_directory() -> None:
-    result = run("--config", str(EXAMPLE_CONFIG), "config", "check",
-                 MAILBRIDGE_DIRECTORY=str(EXAMPLE_DIRECTORY))
+    result = run(
+        "--config",
+        str(EXAMPLE_CONFIG),
+        "config",
+        "check",
+        MAILBRIDGE_DIRECTORY=str(EXAMPLE_DIRECTORY),
+    )
 
     assert result.exit_code == 0, result.stdout
     assert result.stdout == "ok: settings and directory are valid\n"
@@ -61,7 +66,9 @@ def test_check_reads_the_file_named_by_mailbridge_config(tmp_path: Path) -> None
 
 
 def test_check_names_every_problem_and_exits_non_zero(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         [mailbox]
         address = "not an address"
         colour = "blue"
@@ -74,21 +81,31 @@ def test_check_names_every_problem_and_exits_non_zero(tmp_path: Path) -> None:
         [directory]
         file = "nowhere/directory.toml"
         [printer]
-    """.replace("        ", ""))
+    """.replace("        ", ""),
+    )
 
     result = run("--config", str(path), "config", "check")
 
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    for key in ("mailbox.address", "mailbox.colour", "source.url", "source.batch_size",
-                "clock.cutoff", "clock.closure_days[0]", "directory.file", "printer"):
+    for key in (
+        "mailbox.address",
+        "mailbox.colour",
+        "source.url",
+        "source.batch_size",
+        "clock.cutoff",
+        "clock.closure_days[0]",
+        "directory.file",
+        "printer",
+    ):
         assert any(line.startswith(f"{path}: {key}: error: ") for line in lines), key
     assert lines[-1] == "8 errors, 0 warnings"
 
 
 def test_check_reports_an_environment_override_against_its_variable(tmp_path: Path) -> None:
-    result = run("config", "check", MAILBRIDGE_OUTBOX="smtps://",
-                 MAILBRIDGE_DIRECTORY=str(EXAMPLE_DIRECTORY))
+    result = run(
+        "config", "check", MAILBRIDGE_OUTBOX="smtps://", MAILBRIDGE_DIRECTORY=str(EXAMPLE_DIRECTORY)
+    )
 
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
@@ -99,13 +116,17 @@ def test_check_reports_an_environment_override_against_its_variable(tmp_path: Pa
 
 
 def test_check_reports_the_directory_problems_with_their_entries(tmp_path: Path) -> None:
-    directory = write(tmp_path, """
+    directory = write(
+        tmp_path,
+        """
 [[officers]]
 id = "o-singh"
 addresses = ["harpreet.singh@council.example.gov.uk"]
 manager = "o-gone"
 shoe_size = 9
-""", "directory.toml")
+""",
+        "directory.toml",
+    )
 
     result = run("config", "check", MAILBRIDGE_DIRECTORY=str(directory))
 
@@ -161,7 +182,10 @@ def test_show_prints_the_settings_with_passwords_hidden_and_origins_noted(tmp_pa
     path = write(tmp_path, '[outbox]\nurl = "smtps://enquiries:smtp-s3cret@relay.example.gov.uk"\n')
 
     result = run(
-        "--config", str(path), "config", "show",
+        "--config",
+        str(path),
+        "config",
+        "show",
         MAILBRIDGE_SOURCE="imaps://enquiries%40council.example.gov.uk@imap.example.gov.uk/INBOX",
         MAILBRIDGE_SOURCE_PASSWORD="imap-s3cret",
         MAILBRIDGE_DATABASE_URL="postgresql+psycopg://mailbridge:db-s3cret@db.example.gov.uk/mb",
@@ -172,21 +196,24 @@ def test_show_prints_the_settings_with_passwords_hidden_and_origins_noted(tmp_pa
     assert "s3cret" not in result.stdout
     shown = tomllib.loads(result.stdout)
     assert shown["source"]["url"] == (
-        "imaps://enquiries%40council.example.gov.uk:***@imap.example.gov.uk:993/INBOX")
+        "imaps://enquiries%40council.example.gov.uk:***@imap.example.gov.uk:993/INBOX"
+    )
     assert shown["outbox"]["url"] == "smtps://enquiries:***@relay.example.gov.uk:465/"
-    assert shown["database"]["url"] == (
-        "postgresql+psycopg://mailbridge:***@db.example.gov.uk/mb")
+    assert shown["database"]["url"] == ("postgresql+psycopg://mailbridge:***@db.example.gov.uk/mb")
     assert shown["clock"]["cutoff"] == "17:00"
     assert shown["source"]["processed_flag"] == "\\Seen"
     lines = result.stdout.splitlines()
-    assert any(line.startswith("url = ") and line.endswith("# env MAILBRIDGE_SOURCE")
-               for line in lines)
+    assert any(
+        line.startswith("url = ") and line.endswith("# env MAILBRIDGE_SOURCE") for line in lines
+    )
     assert any(line.startswith("url = ") and line.endswith(f"# {path}") for line in lines)
     assert any(line.startswith("width = 5") and line.endswith("# default") for line in lines)
 
 
 def test_show_as_toml_loads_back_as_the_same_settings(tmp_path: Path) -> None:
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         [mailbox]
         address = "members.enquiries@council.example.gov.uk"
         [source]
@@ -196,7 +223,8 @@ def test_show_as_toml_loads_back_as_the_same_settings(tmp_path: Path) -> None:
         [clock]
         cutoff = "16:30"
         closure_days = [2026-12-29, 2026-12-30]
-    """.replace("        ", ""))
+    """.replace("        ", ""),
+    )
     original, _ = check_settings(path, env={})
 
     result = run("--config", str(path), "config", "show")
@@ -211,9 +239,14 @@ def test_show_as_toml_loads_back_as_the_same_settings(tmp_path: Path) -> None:
 
 
 def test_show_as_json_gives_settings_and_origins(tmp_path: Path) -> None:
-    result = run("config", "show", "--format", "json",
-                 MAILBRIDGE_SOURCE="imaps://u:pw-s3cret@imap.example.gov.uk/INBOX",
-                 MAILBRIDGE_DIRECTORY=str(EXAMPLE_DIRECTORY))
+    result = run(
+        "config",
+        "show",
+        "--format",
+        "json",
+        MAILBRIDGE_SOURCE="imaps://u:pw-s3cret@imap.example.gov.uk/INBOX",
+        MAILBRIDGE_DIRECTORY=str(EXAMPLE_DIRECTORY),
+    )
 
     assert result.exit_code == 0, result.stderr
     assert "s3cret" not in result.stdout
@@ -254,4 +287,5 @@ def test_every_config_command_has_help_ending_with_an_example(command: list[str]
     examples = [line for line in text if line.startswith("Example: mailbridge ")]
     assert examples, result.stdout
     assert examples[-1].startswith(
-        "Example: mailbridge --config /etc/mailbridge/mailbridge.toml config ")
+        "Example: mailbridge --config /etc/mailbridge/mailbridge.toml config "
+    )

@@ -71,7 +71,9 @@ def test_with_no_directory_file_there_is_only_a_warning_that_everyone_goes_to_tr
 
 
 def test_the_file_overrides_the_defaults(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         [mailbox]
         address = "Members.Enquiries@Council.Example.gov.uk"
         [references]
@@ -80,7 +82,8 @@ def test_the_file_overrides_the_defaults(tmp_path: Path) -> None:
         [clock]
         cutoff = "16:30"
         response_days = 10
-    """.replace("        ", ""))
+    """.replace("        ", ""),
+    )
 
     settings = load_settings(path, env={})
 
@@ -94,7 +97,9 @@ def test_the_file_overrides_the_defaults(tmp_path: Path) -> None:
 
 def test_environment_overrides_beat_the_file(tmp_path: Path) -> None:
     directory = write(tmp_path, "", "directory.toml")
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         [mailbox]
         address = "file@council.example.gov.uk"
         [source]
@@ -105,7 +110,8 @@ def test_environment_overrides_beat_the_file(tmp_path: Path) -> None:
         url = "file:from-the-file"
         [directory]
         file = "no-such-file.toml"
-    """.replace("        ", ""))
+    """.replace("        ", ""),
+    )
     env = {
         "MAILBRIDGE_ADDRESS": "env@council.example.gov.uk",
         "MAILBRIDGE_SOURCE": "imaps://enquiries@imap.example.gov.uk/INBOX",
@@ -161,8 +167,13 @@ def test_an_empty_environment_variable_does_not_override_anything(tmp_path: Path
     [
         ("imap://imap.example.gov.uk", "imap", "imap.example.gov.uk", 143, ""),
         ("imaps://imap.example.gov.uk", "imaps", "imap.example.gov.uk", 993, ""),
-        ("imaps://imap.example.gov.uk:1993/Members", "imaps", "imap.example.gov.uk", 1993,
-         "Members"),
+        (
+            "imaps://imap.example.gov.uk:1993/Members",
+            "imaps",
+            "imap.example.gov.uk",
+            1993,
+            "Members",
+        ),
         ("IMAPS://IMAP.Example.gov.uk/INBOX", "imaps", "imap.example.gov.uk", 993, "INBOX"),
         ("imaps://[::1]/INBOX", "imaps", "::1", 993, "INBOX"),
         ("maildir:var/inbox", "maildir", "", None, "var/inbox"),
@@ -176,7 +187,11 @@ def test_source_urls_parse_with_ports_defaulted(url, scheme, host, port, path) -
 
     endpoint = settings.source.endpoint
     assert (endpoint.scheme, endpoint.host, endpoint.port, endpoint.path) == (
-        scheme, host, port, path)
+        scheme,
+        host,
+        port,
+        path,
+    )
 
 
 @pytest.mark.parametrize(
@@ -219,7 +234,8 @@ def test_a_redacted_url_never_shows_the_password_but_shows_that_there_is_one() -
     assert "hunter2" not in repr(endpoint)
     assert endpoint.redacted() == "imaps://enquiries:***@imap.example.gov.uk:993/INBOX"
     assert Endpoint(url="x", scheme="smtp", host="h", port=25, username="u").redacted() == (
-        "smtp://u@h:25/")
+        "smtp://u@h:25/"
+    )
 
 
 @pytest.mark.parametrize(
@@ -256,12 +272,15 @@ def test_a_smtp_url_is_not_a_source_and_an_imap_url_is_not_an_outbox() -> None:
 
 def test_a_password_comes_from_password_file_with_the_newline_stripped(tmp_path: Path) -> None:
     secret = write(tmp_path, "from-the-file\n", "imap-password")
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         [source]
         url = "imaps://enquiries:in-the-url@imap.example.gov.uk/"
         password_file = "{secret}"
         password_env = "IMAP_PASSWORD"
-    """.replace("        ", ""))
+    """.replace("        ", ""),
+    )
     env = {"IMAP_PASSWORD": "from-env", "MAILBRIDGE_SOURCE_PASSWORD": "from-standard-env"}
 
     settings = load_settings(path, env=env)
@@ -270,23 +289,29 @@ def test_a_password_comes_from_password_file_with_the_newline_stripped(tmp_path:
 
 
 def test_a_password_comes_from_the_variable_named_by_password_env(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         [outbox]
         url = "smtps://enquiries@relay.example.gov.uk"
         password_env = "SMTP_PASSWORD"
-    """.replace("        ", ""))
+    """.replace("        ", ""),
+    )
 
-    settings = load_settings(path, env={"SMTP_PASSWORD": "from-env",
-                                        "MAILBRIDGE_OUTBOX_PASSWORD": "not-this"})
+    settings = load_settings(
+        path, env={"SMTP_PASSWORD": "from-env", "MAILBRIDGE_OUTBOX_PASSWORD": "not-this"}
+    )
 
     assert settings.outbox.password == "from-env"
 
 
 def test_a_password_comes_from_mailbridge_source_password_over_the_url() -> None:
-    env = {"MAILBRIDGE_SOURCE": "imaps://enquiries:in-the-url@imap.example.gov.uk/",
-           "MAILBRIDGE_SOURCE_PASSWORD": "from-standard-env",
-           "MAILBRIDGE_OUTBOX": "smtp://relay.example.gov.uk",
-           "MAILBRIDGE_OUTBOX_PASSWORD": "smtp-secret"}
+    env = {
+        "MAILBRIDGE_SOURCE": "imaps://enquiries:in-the-url@imap.example.gov.uk/",
+        "MAILBRIDGE_SOURCE_PASSWORD": "from-standard-env",
+        "MAILBRIDGE_OUTBOX": "smtp://relay.example.gov.uk",
+        "MAILBRIDGE_OUTBOX_PASSWORD": "smtp-secret",
+    }
 
     settings = load_settings(None, env=env)
 
@@ -301,14 +326,17 @@ def test_without_any_password_setting_the_url_password_is_used() -> None:
 
 
 def test_an_unreadable_password_file_and_an_unset_password_env_are_errors(tmp_path: Path) -> None:
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         [source]
         url = "imaps://enquiries@imap.example.gov.uk/"
-        password_file = "{tmp_path / 'missing'}"
+        password_file = "{tmp_path / "missing"}"
         [outbox]
         url = "smtp://relay.example.gov.uk"
         password_env = "NOT_SET_ANYWHERE"
-    """.replace("        ", ""))
+    """.replace("        ", ""),
+    )
 
     _, problems = check_settings(path, env={})
 
@@ -320,11 +348,14 @@ def test_an_unreadable_password_file_and_an_unset_password_env_are_errors(tmp_pa
 
 def test_an_empty_password_file_is_a_warning(tmp_path: Path) -> None:
     secret = write(tmp_path, "\n", "empty")
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         [source]
         url = "imaps://enquiries@imap.example.gov.uk/"
         password_file = "{secret}"
-    """.replace("        ", ""))
+    """.replace("        ", ""),
+    )
 
     settings, problems = check_settings(path, env={})
 
@@ -336,7 +367,9 @@ def test_an_empty_password_file_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once_with_its_file_and_key(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         [mailbox]
         address = "not an address"
         colour = "blue"
@@ -354,15 +387,22 @@ def test_every_problem_is_reported_at_once_with_its_file_and_key(tmp_path: Path)
 
         [printer]
         colour = true
-    """.replace("        ", ""))
+    """.replace("        ", ""),
+    )
 
     settings, problems = check_settings(path, env={})
 
     assert settings is None
     found = {p.key: p.message for p in problems}
     assert set(found) == {
-        "mailbox.address", "mailbox.colour", "source.url", "source.poll_seconds",
-        "clock.cutoff", "clock.closure_days[1]", "directory.file", "printer",
+        "mailbox.address",
+        "mailbox.colour",
+        "source.url",
+        "source.poll_seconds",
+        "clock.cutoff",
+        "clock.closure_days[1]",
+        "directory.file",
+        "printer",
     }
     assert "not an email address" in found["mailbox.address"]
     assert "unknown key" in found["mailbox.colour"]
@@ -431,8 +471,9 @@ def test_a_bad_value_is_reported_against_its_key(tmp_path: Path, toml: str, key:
 
 
 def test_dates_and_times_may_be_toml_values_or_strings(tmp_path: Path) -> None:
-    path = write(tmp_path,
-                 "[clock]\ncutoff = 16:30:00\nclosure_days = [2026-12-29, '2026-12-30']\n")
+    path = write(
+        tmp_path, "[clock]\ncutoff = 16:30:00\nclosure_days = [2026-12-29, '2026-12-30']\n"
+    )
 
     clock = load_settings(path, env={}).clock
 
@@ -492,8 +533,14 @@ def test_the_example_config_mentions_every_key(tmp_path: Path) -> None:
         assert f"[{section}]" in text
         for key in keys:
             assert re.search(rf"^#? ?{key} = ", text, re.MULTILINE), f"{section}.{key}"
-    for variable in ("MAILBRIDGE_SOURCE", "MAILBRIDGE_DATABASE_URL", "MAILBRIDGE_OUTBOX",
-                     "MAILBRIDGE_ADDRESS", "MAILBRIDGE_DIRECTORY", "MAILBRIDGE_SOURCE_PASSWORD"):
+    for variable in (
+        "MAILBRIDGE_SOURCE",
+        "MAILBRIDGE_DATABASE_URL",
+        "MAILBRIDGE_OUTBOX",
+        "MAILBRIDGE_ADDRESS",
+        "MAILBRIDGE_DIRECTORY",
+        "MAILBRIDGE_SOURCE_PASSWORD",
+    ):
         assert variable in text
 
 

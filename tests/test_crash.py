@@ -24,17 +24,29 @@ MEMBERS = ["asha.patel@council.example", "ben.okafor@council.example", "carol.mo
 def _mail(n: int) -> tuple[bytes, str]:
     """Message n: mostly new enquiries, some replies to earlier ones, some re-deliveries."""
     if n % 10 == 7:  # a reply threaded under enquiry n-7
-        return make_email(MEMBERS[n % 3], [MAILBOX], f"Re: enquiry {n - 7}",
-                          message_id=f"<m{n}@test.example>", in_reply_to=f"<m{n - 7}@test.example>"), "reply"
+        return make_email(
+            MEMBERS[n % 3],
+            [MAILBOX],
+            f"Re: enquiry {n - 7}",
+            message_id=f"<m{n}@test.example>",
+            in_reply_to=f"<m{n - 7}@test.example>",
+        ), "reply"
     if n % 10 == 9:  # the same message as n-1 delivered again (same Message-ID, other bytes)
-        return make_email(MEMBERS[n % 3], [MAILBOX], f"enquiry {n - 1} (copy)",
-                          message_id=f"<m{n - 1}@test.example>"), "duplicate"
+        return make_email(
+            MEMBERS[n % 3],
+            [MAILBOX],
+            f"enquiry {n - 1} (copy)",
+            message_id=f"<m{n - 1}@test.example>",
+        ), "duplicate"
     sender = MEMBERS[n % 3] if n % 5 else "resident@elsewhere.example"
-    return make_email(sender, [MAILBOX], f"enquiry {n} about bins",
-                      message_id=f"<m{n}@test.example>"), "enquiry"
+    return make_email(
+        sender, [MAILBOX], f"enquiry {n} about bins", message_id=f"<m{n}@test.example>"
+    ), "enquiry"
 
 
-def test_killing_the_ingester_at_random_moments_loses_nothing_and_duplicates_nothing(imap_account, db_url):
+def test_killing_the_ingester_at_random_moments_loses_nothing_and_duplicates_nothing(
+    imap_account, db_url
+):
     total = 300
     kinds = []
     for n in range(total):
@@ -47,7 +59,9 @@ def test_killing_the_ingester_at_random_moments_loses_nothing_and_duplicates_not
     rng = random.Random(2026)
     kills = 0
     for _ in range(12):
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(rng.uniform(0.3, 1.5))  # start-up (imports, migration) takes about 0.5 s
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)

@@ -32,17 +32,30 @@ def _wait_for(predicate, timeout: float = 20.0) -> None:
     raise AssertionError("timed out")
 
 
-def test_with_no_settings_the_daemon_runs_on_sqlite_and_a_maildir_in_var_and_stops_on_sigterm(tmp_path: Path):
+def test_with_no_settings_the_daemon_runs_on_sqlite_and_a_maildir_in_var_and_stops_on_sigterm(
+    tmp_path: Path,
+):
     env = _clean_env(MAILBRIDGE_ADDRESS=MAILBOX)
     new = tmp_path / "var" / "inbox" / "new"
     new.mkdir(parents=True)
     (new / "1.eml").write_bytes(make_email("someone@resident.example", [MAILBOX], "Bins"))
-    daemon = subprocess.Popen([sys.executable, "-m", "mailbridge", "run"], cwd=tmp_path, env=env,
-                              stderr=subprocess.PIPE, text=True)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "mailbridge", "run"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: any((tmp_path / "var" / "inbox" / "cur").glob("1.eml*")))
-        listed = subprocess.run([sys.executable, "-m", "mailbridge", "case", "list", "--format", "json"],
-                                cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+        listed = subprocess.run(
+            [sys.executable, "-m", "mailbridge", "case", "list", "--format", "json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         [case] = json.loads(listed.stdout)
         assert (case["status"], case["origin"]) == ("triage", "direct")
         assert (tmp_path / "var" / "mailbridge.db").exists()

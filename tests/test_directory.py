@@ -102,12 +102,16 @@ def test_an_unknown_address_is_neither_member_nor_officer(tmp_path: Path) -> Non
 
 
 def test_dates_flags_and_defaults_come_through(tmp_path: Path) -> None:
-    directory, _, _ = load(tmp_path, COUNCIL + """
+    directory, _, _ = load(
+        tmp_path,
+        COUNCIL
+        + """
 [[delivery_units]]
 name = "Housing"
 confidential = true
 escalation_reviewed = "2026-02-02"
-""")
+""",
+    )
 
     singh = directory.officer("o-singh")
     assert singh.absent_until == date(2026, 8, 21)
@@ -135,46 +139,116 @@ def test_no_directory_file_is_an_empty_directory() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "key", "message"),
     [
-        ('\nmanager = "o-evans"', '\nmanager = "o-nobody"', "officers[o-singh].manager",
-         "unknown officer 'o-nobody'"),
-        ('deputy = "o-evans"', 'deputy = "o-nobody"', "officers[o-singh].deputy",
-         "unknown officer 'o-nobody'"),
-        ('leads = ["o-singh"]', 'leads = ["o-singh", "o-nobody"]',
-         "delivery_units[Street Scene].leads", "unknown officer 'o-nobody'"),
-        ('escalation_manager = "o-evans"', 'escalation_manager = "o-nobody"',
-         "delivery_units[Street Scene].escalation_manager", "unknown officer 'o-nobody'"),
-        ('delivery_unit = "street scene"', 'delivery_unit = "Parks"',
-         "officers[o-singh].delivery_unit", "unknown delivery unit 'Parks'"),
-        ('addresses = ["harpreet.singh@council.example.gov.uk"]',
-         'addresses = ["Asha.Patel@council.example.gov.uk"]', "officers[o-singh].addresses",
-         "asha.patel@council.example.gov.uk is also listed for members[cllr-patel]"),
-        ('ward = "Riverside"', 'ward = "Riverside"\nwrd = "Old Town"', "members[cllr-patel].wrd",
-         "unknown field"),
-        (None, '[[officers]]\nname = "No Id"\naddresses = ["no.id@council.example.gov.uk"]',
-         "officers[2]", "missing 'id' (a non-empty string) for 'No Id'"),
+        (
+            '\nmanager = "o-evans"',
+            '\nmanager = "o-nobody"',
+            "officers[o-singh].manager",
+            "unknown officer 'o-nobody'",
+        ),
+        (
+            'deputy = "o-evans"',
+            'deputy = "o-nobody"',
+            "officers[o-singh].deputy",
+            "unknown officer 'o-nobody'",
+        ),
+        (
+            'leads = ["o-singh"]',
+            'leads = ["o-singh", "o-nobody"]',
+            "delivery_units[Street Scene].leads",
+            "unknown officer 'o-nobody'",
+        ),
+        (
+            'escalation_manager = "o-evans"',
+            'escalation_manager = "o-nobody"',
+            "delivery_units[Street Scene].escalation_manager",
+            "unknown officer 'o-nobody'",
+        ),
+        (
+            'delivery_unit = "street scene"',
+            'delivery_unit = "Parks"',
+            "officers[o-singh].delivery_unit",
+            "unknown delivery unit 'Parks'",
+        ),
+        (
+            'addresses = ["harpreet.singh@council.example.gov.uk"]',
+            'addresses = ["Asha.Patel@council.example.gov.uk"]',
+            "officers[o-singh].addresses",
+            "asha.patel@council.example.gov.uk is also listed for members[cllr-patel]",
+        ),
+        (
+            'ward = "Riverside"',
+            'ward = "Riverside"\nwrd = "Old Town"',
+            "members[cllr-patel].wrd",
+            "unknown field",
+        ),
+        (
+            None,
+            '[[officers]]\nname = "No Id"\naddresses = ["no.id@council.example.gov.uk"]',
+            "officers[2]",
+            "missing 'id' (a non-empty string) for 'No Id'",
+        ),
         (None, '[[delivery_units]]\ntitle = "Parks"', "delivery_units[1]", "missing 'name'"),
-        (None, '[[officers]]\nid = "O-Singh"\naddresses = ["h.s@council.example.gov.uk"]',
-         "officers[O-Singh]", "duplicate id 'O-Singh'"),
-        ('addresses = ["harpreet.singh@council.example.gov.uk"]',
-         'addresses = "harpreet.singh@council.example.gov.uk"', "officers[o-singh].addresses",
-         "expected a list of strings"),
-        ('addresses = ["harpreet.singh@council.example.gov.uk"]', "addresses = []",
-         "officers[o-singh].addresses", "at least one address"),
-        ('addresses = ["harpreet.singh@council.example.gov.uk"]\n', "",
-         "officers[o-singh].addresses", "at least one address"),
-        ('addresses = ["harpreet.singh@council.example.gov.uk"]', 'addresses = ["H Singh"]',
-         "officers[o-singh].addresses", "not an email address: 'H Singh'"),
-        ("absent_until = 2026-08-21", 'absent_until = "next week"',
-         "officers[o-singh].absent_until", "expected a date"),
-        ("absent_until = 2026-08-21", "absent_until = 2026-08-21T09:00:00",
-         "officers[o-singh].absent_until", "expected a date"),
-        ("absent_until = 2026-08-21", 'active = "no"', "officers[o-singh].active",
-         "expected true or false"),
+        (
+            None,
+            '[[officers]]\nid = "O-Singh"\naddresses = ["h.s@council.example.gov.uk"]',
+            "officers[O-Singh]",
+            "duplicate id 'O-Singh'",
+        ),
+        (
+            'addresses = ["harpreet.singh@council.example.gov.uk"]',
+            'addresses = "harpreet.singh@council.example.gov.uk"',
+            "officers[o-singh].addresses",
+            "expected a list of strings",
+        ),
+        (
+            'addresses = ["harpreet.singh@council.example.gov.uk"]',
+            "addresses = []",
+            "officers[o-singh].addresses",
+            "at least one address",
+        ),
+        (
+            'addresses = ["harpreet.singh@council.example.gov.uk"]\n',
+            "",
+            "officers[o-singh].addresses",
+            "at least one address",
+        ),
+        (
+            'addresses = ["harpreet.singh@council.example.gov.uk"]',
+            'addresses = ["H Singh"]',
+            "officers[o-singh].addresses",
+            "not an email address: 'H Singh'",
+        ),
+        (
+            "absent_until = 2026-08-21",
+            'absent_until = "next week"',
+            "officers[o-singh].absent_until",
+            "expected a date",
+        ),
+        (
+            "absent_until = 2026-08-21",
+            "absent_until = 2026-08-21T09:00:00",
+            "officers[o-singh].absent_until",
+            "expected a date",
+        ),
+        (
+            "absent_until = 2026-08-21",
+            'active = "no"',
+            "officers[o-singh].active",
+            "expected true or false",
+        ),
         ('ward = "Riverside"', "ward = 3", "members[cllr-patel].ward", "expected a string"),
-        ('keywords = ["litter"]', "keywords = ['litter', '(unclosed']",
-         "delivery_units[Street Scene].keywords", ""),  # keywords are literal, always fine
-        ('keywords = ["litter"]', "patterns = ['(unclosed']",
-         "delivery_units[Street Scene].patterns", "bad regular expression '(unclosed'"),
+        (
+            'keywords = ["litter"]',
+            "keywords = ['litter', '(unclosed']",
+            "delivery_units[Street Scene].keywords",
+            "",
+        ),  # keywords are literal, always fine
+        (
+            'keywords = ["litter"]',
+            "patterns = ['(unclosed']",
+            "delivery_units[Street Scene].patterns",
+            "bad regular expression '(unclosed'",
+        ),
     ],
 )
 def test_each_problem_names_the_file_and_the_entry(tmp_path: Path, old, new, key, message) -> None:
@@ -195,14 +269,19 @@ def test_each_problem_names_the_file_and_the_entry(tmp_path: Path, old, new, key
 
 
 def test_a_duplicate_address_between_two_officers_is_reported_once(tmp_path: Path) -> None:
-    text = COUNCIL.replace('addresses = ["rhian.evans@council.example.gov.uk"]',
-                           'addresses = ["rhian.evans@council.example.gov.uk", '
-                           '"Harpreet.Singh@council.example.gov.uk"]')
+    text = COUNCIL.replace(
+        'addresses = ["rhian.evans@council.example.gov.uk"]',
+        'addresses = ["rhian.evans@council.example.gov.uk", '
+        '"Harpreet.Singh@council.example.gov.uk"]',
+    )
 
     _, problems, _ = load(tmp_path, text)
 
-    assert keyed(problems) == {"officers[o-singh].addresses": (
-        "harpreet.singh@council.example.gov.uk is also listed for officers[o-evans]")}
+    assert keyed(problems) == {
+        "officers[o-singh].addresses": (
+            "harpreet.singh@council.example.gov.uk is also listed for officers[o-evans]"
+        )
+    }
 
 
 def test_one_bad_field_is_reported_once_and_not_again_wherever_the_entry_is_named(
@@ -218,14 +297,18 @@ def test_one_bad_field_is_reported_once_and_not_again_wherever_the_entry_is_name
 
 
 def test_every_problem_in_the_file_is_reported_at_once(tmp_path: Path) -> None:
-    text = (COUNCIL.replace('\nmanager = "o-evans"', '\nmanager = "o-gone"')
-            .replace('ward = "Riverside"', 'wards = ["Riverside"]')
-            .replace('leads = ["o-singh"]', 'leads = ["o-vacant"]')) + "\n[[contractors]]\n"
+    text = (
+        COUNCIL.replace('\nmanager = "o-evans"', '\nmanager = "o-gone"')
+        .replace('ward = "Riverside"', 'wards = ["Riverside"]')
+        .replace('leads = ["o-singh"]', 'leads = ["o-vacant"]')
+    ) + "\n[[contractors]]\n"
 
     _, problems, _ = load(tmp_path, text)
 
     assert set(keyed(problems)) == {
-        "contractors", "members[cllr-patel].wards", "officers[o-singh].manager",
+        "contractors",
+        "members[cllr-patel].wards",
+        "officers[o-singh].manager",
         "delivery_units[Street Scene].leads",
     }
 

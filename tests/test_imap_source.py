@@ -200,11 +200,11 @@ def test_the_cursor_never_passes_a_batch_that_was_not_acknowledged(
         imap_account.append(enquiry(n))
     cursors = MemoryCursors()
     source = make_source(cursors=cursors, processed="flag", batch_size=2)
-    first, second = list(source.fetch_batches())
+    _first, second = list(source.fetch_batches())
 
     source.acknowledge(second)  # the first batch failed and was skipped
 
-    assert list(cursors.saved.values())[0][1] == 0
+    assert [last for _, last in cursors.saved.values()] == [0]
     assert [uids_of(b) for b in source.fetch_batches()] == [[1, 2], [3, 4]]
 
 
@@ -510,3 +510,42 @@ def test_xoauth2_asks_for_a_fresh_token_on_every_connect(
         list(source.fetch_batches())
     assert [uids_of(b) for b in source.fetch_batches()] == [[1]]
     assert len(asked) == 3
+
+
+# ----- TLS ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_account(dovecot_tls: Dovecot, monkeypatch: pytest.MonkeyPatch) -> ImapAccount:
+    """An account on the TLS server, whose self-signed certificate the default context trusts."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(dovecot_tls.cert))
+    return dovecot_tls.new_account()
+
+
+def test_imap_upgrades_with_starttls_when_the_server_offers_it(
+    tls_account: ImapAccount, make_source: SourceFactory, commands: pytest.LogCaptureFixture
+) -> None:
+    tls_account.append(enquiry(1))
+    source = make_source(url=tls_account.url)
+    commands.clear()
+
+    assert [uids_of(b) for b in source.fetch_batches()] == [[1]]
+    assert sent(commands)[0] == "STARTTLS"
+
+
+def test_imaps_connects_with_implicit_tls(
+    tls_account: ImapAccount, make_source: SourceFactory
+) -> None:
+    tls_account.append(enquiry(1))
+
+    assert [uids_of(b) for b in make_source(url=tls_account.imaps_url).fetch_batches()] == [[1]]
+
+
+def test_an_untrusted_certificate_is_refused(
+    tls_account: ImapAccount, make_source: SourceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE")
+    source = make_source(url=tls_account.url)
+
+    with pytest.raises(SourceUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        list(source.fetch_batches())

@@ -1,4 +1,4 @@
-"""Inbound mail becomes cases: the pipeline end to end through a Maildir, on SQLite and PostgreSQL."""
+"""Inbound mail becomes cases: the pipeline end to end through a Maildir, on SQLite and PG."""
 
 from __future__ import annotations
 
@@ -59,8 +59,10 @@ class Mailbox:
 
     def events(self, case: Case) -> list[str]:
         with session(self.deps.engine) as s:
-            return [e.kind for e in s.exec(select(Event).where(Event.case_id == case.id)
-                                           .order_by(Event.id))]
+            return [
+                e.kind
+                for e in s.exec(select(Event).where(Event.case_id == case.id).order_by(Event.id))
+            ]
 
     def messages(self) -> list[Message]:
         with session(self.deps.engine) as s:
@@ -75,26 +77,35 @@ def mailbox(maildir, db_url):
 
 
 def test_a_councillors_email_opens_a_case_with_her_colleagues_and_resident_as_stakeholders(mailbox):
-    mailbox.receive(make_email(PATEL, [MAILBOX], "Fly-tipping on Mill Lane",
-                               cc=[OKAFOR, MOSS, RESIDENT]))
+    mailbox.receive(
+        make_email(PATEL, [MAILBOX], "Fly-tipping on Mill Lane", cc=[OKAFOR, MOSS, RESIDENT])
+    )
     [case] = mailbox.cases()
     assert case.reference == "ME-2026-00001"
     assert (case.origin, case.status, case.member) == ("direct", "awaiting_response", "cllr-patel")
     assert (case.delivery_unit, case.officer) == ("Street Scene", "o-singh")
     assert case.due_at == datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
     assert mailbox.people(case) == {
-        "asha.patel@council.example": "member", OKAFOR: "stakeholder", MOSS: "stakeholder",
-        "jo@resident.example": "stakeholder", SINGH: "officer",
+        "asha.patel@council.example": "member",
+        OKAFOR: "stakeholder",
+        MOSS: "stakeholder",
+        "jo@resident.example": "stakeholder",
+        SINGH: "officer",
     }
     assert mailbox.events(case) == ["case-opened", "assigned"]
 
 
-def test_an_email_to_an_officer_that_only_ccs_the_mailbox_is_a_cc_case_assigned_to_that_officer(mailbox):
+def test_an_email_to_an_officer_that_only_ccs_the_mailbox_is_a_cc_case_assigned_to_that_officer(
+    mailbox,
+):
     mailbox.receive(make_email(PATEL, [SINGH], "Overflowing bins", cc=[MAILBOX, OKAFOR]))
     [case] = mailbox.cases()
     assert (case.origin, case.officer, case.delivery_unit) == ("cc", "o-singh", "Street Scene")
-    assert mailbox.people(case) == {"asha.patel@council.example": "member", SINGH: "officer",
-                                    OKAFOR: "stakeholder"}
+    assert mailbox.people(case) == {
+        "asha.patel@council.example": "member",
+        SINGH: "officer",
+        OKAFOR: "stakeholder",
+    }
 
 
 def test_a_cc_to_someone_who_is_not_an_officer_is_routed_like_any_enquiry(mailbox):
@@ -118,15 +129,21 @@ def test_an_enquiry_no_rule_can_route_waits_in_triage(mailbox):
 
 
 def test_replies_are_added_to_the_case_they_name_by_tag_or_by_thread(mailbox):
-    original = make_email(PATEL, [MAILBOX], "Graffiti on the bridge", message_id="<orig@m.example>",
-                          cc=[OKAFOR])
+    original = make_email(
+        PATEL, [MAILBOX], "Graffiti on the bridge", message_id="<orig@m.example>", cc=[OKAFOR]
+    )
     mailbox.receive(original)
     mailbox.receive(
         make_email(OKAFOR, [MAILBOX], "Re: Graffiti on the bridge [ME-2026-00001]"),
         make_email(SINGH, [MAILBOX], "Re: Graffiti", in_reply_to="<orig@m.example>"),
     )
     [case] = mailbox.cases()
-    assert mailbox.events(case) == ["case-opened", "assigned", "message-received", "message-received"]
+    assert mailbox.events(case) == [
+        "case-opened",
+        "assigned",
+        "message-received",
+        "message-received",
+    ]
     assert [m.classification for m in mailbox.messages()] == ["enquiry", "reply", "reply"]
 
 
@@ -142,8 +159,15 @@ def test_a_parts_tag_beats_its_parents(mailbox):
     mailbox.receive(make_email(PATEL, [MAILBOX], "Two things: bins and potholes"))
     parent = mailbox.cases()[0]
     with session(mailbox.deps.engine) as s:
-        s.add(Case(reference="ME-2026-00001-2", parent_id=parent.id, received_at=NOW,
-                   created_at=NOW, updated_at=NOW))
+        s.add(
+            Case(
+                reference="ME-2026-00001-2",
+                parent_id=parent.id,
+                received_at=NOW,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
         s.commit()
     mailbox.receive(make_email(PATEL, [MAILBOX], "Re: [ME-2026-00001] [ME-2026-00001-2] potholes"))
     assert mailbox.messages()[-1].case_id == mailbox.case("ME-2026-00001-2").id
@@ -159,7 +183,9 @@ def test_the_same_message_delivered_twice_is_recorded_once(mailbox):
 
 
 def test_without_a_message_id_identical_bytes_are_one_message_and_different_bytes_two(mailbox):
-    raw = b"From: asha.patel@council.example\nTo: " + MAILBOX.encode() + b"\nSubject: bins\n\nhello\n"
+    raw = (
+        b"From: asha.patel@council.example\nTo: " + MAILBOX.encode() + b"\nSubject: bins\n\nhello\n"
+    )
     mailbox.receive(raw, raw)
     mailbox.receive(raw.replace(b"hello", b"hello again"))
     assert len(mailbox.messages()) == 2
@@ -168,9 +194,17 @@ def test_without_a_message_id_identical_bytes_are_one_message_and_different_byte
 
 def test_an_auto_reply_to_a_case_goes_on_its_timeline_and_opens_nothing(mailbox):
     mailbox.receive(make_email(PATEL, [MAILBOX], "Bins", message_id="<b@m.example>"))
-    mailbox.receive(make_email(PATEL, [MAILBOX], "Automatic reply: Bins [ME-2026-00001]",
-                               headers={"Auto-Submitted": "auto-replied"}))
-    mailbox.receive(make_email(PATEL, [MAILBOX], "Out of office", headers={"Auto-Submitted": "auto-replied"}))
+    mailbox.receive(
+        make_email(
+            PATEL,
+            [MAILBOX],
+            "Automatic reply: Bins [ME-2026-00001]",
+            headers={"Auto-Submitted": "auto-replied"},
+        )
+    )
+    mailbox.receive(
+        make_email(PATEL, [MAILBOX], "Out of office", headers={"Auto-Submitted": "auto-replied"})
+    )
     [case] = mailbox.cases()
     assert mailbox.events(case)[-1] == "auto-reply-received"
     assert [m.classification for m in mailbox.messages()] == ["enquiry", "auto_reply", "auto_reply"]
@@ -219,7 +253,9 @@ def test_an_unparseable_message_is_kept_byte_exact_and_flagged_and_the_next_one_
     assert stats.processed == 2
 
 
-def test_a_message_whose_processing_fails_is_kept_for_replay_and_the_next_one_goes_on(mailbox, monkeypatch):
+def test_a_message_whose_processing_fails_is_kept_for_replay_and_the_next_one_goes_on(
+    mailbox, monkeypatch
+):
     from mailbridge.ingest import pipeline
 
     real = pipeline.route_by_text
@@ -230,7 +266,9 @@ def test_a_message_whose_processing_fails_is_kept_for_replay_and_the_next_one_go
         return real(subject, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "route_by_text", flaky)
-    stats = mailbox.receive(make_email(PATEL, [MAILBOX], "explode"), make_email(PATEL, [MAILBOX], "Bins"))
+    stats = mailbox.receive(
+        make_email(PATEL, [MAILBOX], "explode"), make_email(PATEL, [MAILBOX], "Bins")
+    )
     failed, ok = mailbox.messages()
     assert (failed.status, failed.case_id, stats.failed) == ("failed", None, 1)
     assert "routing table unavailable" in failed.error

@@ -69,8 +69,16 @@ def test_two_processes_opening_cases_at_once_never_share_a_reference(db_url):
 def test_raw_mail_is_stored_byte_exact(engine):
     raw = b"From: a@b\r\nSubject: \xff\xfe odd\rbare CR\n\x00NUL\r\n\r\nbody\x80\r\n"
     with session(engine) as s:
-        s.add(Message(dedupe_key="k", sha256="0" * 64, size=len(raw), raw=raw, fetched_at=NOW,
-                      received_at=NOW))
+        s.add(
+            Message(
+                dedupe_key="k",
+                sha256="0" * 64,
+                size=len(raw),
+                raw=raw,
+                fetched_at=NOW,
+                received_at=NOW,
+            )
+        )
         s.commit()
     with session(engine) as s:
         assert s.exec(select(Message.raw)).one() == raw
@@ -90,8 +98,14 @@ def test_times_go_in_as_any_zone_and_come_back_as_utc(engine):
 
 def test_naive_times_are_refused(engine):
     with session(engine) as s:
-        s.add(Case(reference="ME-2026-00001", received_at=datetime(2026, 1, 1), created_at=NOW,
-                   updated_at=NOW))
+        s.add(
+            Case(
+                reference="ME-2026-00001",
+                received_at=datetime(2026, 1, 1),
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
         with pytest.raises(Exception, match="naive"):
             s.commit()
 

@@ -26,7 +26,9 @@ class WorkingCalendar:
 
     @classmethod
     def from_settings(cls, clock: ClockSettings) -> WorkingCalendar:
-        return cls(timezone=clock.timezone, cutoff=clock.cutoff, closure_days=frozenset(clock.closure_days))
+        return cls(
+            timezone=clock.timezone, cutoff=clock.cutoff, closure_days=frozenset(clock.closure_days)
+        )
 
     @cached_property
     def zone(self) -> ZoneInfo:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailbridge.config import ReferenceFormat
 from mailbridge.cases.references import reference_pattern, subject_tag_pattern
+from mailbridge.config import ReferenceFormat
 from mailbridge.ingest.parse import ParsedMessage
 
 
 @dataclass(frozen=True)
 class Candidate:
-    rule: str  # plus-address | subject-tag | in-reply-to | references | embedded-message | embedded-subject
+    # plus-address | subject-tag | in-reply-to | references | embedded-message | embedded-subject
+    rule: str
     reference: str | None = None  # upper-cased case reference
     message_id: str | None = None  # "<id>"
 
@@ -44,14 +45,18 @@ def subject_references(subject: str, fmt: ReferenceFormat) -> list[str]:
 
 def match_candidates(msg: ParsedMessage, *, mailbox: str, fmt: ReferenceFormat) -> list[Candidate]:
     recipients = [a.email for a in (*msg.to, *msg.cc)] + list(msg.delivered_to)
-    out = [Candidate("plus-address", reference=r)
-           for r in plus_address_references(recipients, mailbox, fmt)]
+    out = [
+        Candidate("plus-address", reference=r)
+        for r in plus_address_references(recipients, mailbox, fmt)
+    ]
     out += [Candidate("subject-tag", reference=r) for r in subject_references(msg.subject, fmt)]
     out += [Candidate("in-reply-to", message_id=m) for m in msg.in_reply_to]
     out += [Candidate("references", message_id=m) for m in reversed(msg.references)]
     out += [Candidate("embedded-message", message_id=m) for m in msg.embedded_message_ids]
     for subject in msg.embedded_subjects:
-        out += [Candidate("embedded-subject", reference=r) for r in subject_references(subject, fmt)]
+        out += [
+            Candidate("embedded-subject", reference=r) for r in subject_references(subject, fmt)
+        ]
     return _unique(out)
 
 

@@ -40,11 +40,15 @@ def list_cases(session: Session, f: CaseFilter, now: datetime) -> list[dict[str,
         stmt = stmt.limit(f.limit)
     rows = session.exec(stmt).all()
     stakeholders = _stakeholders(session, [case.id for case, _ in rows])
-    return [case_summary(case, parent_ref, stakeholders.get(case.id, []), now) for case, parent_ref in rows]
+    return [
+        case_summary(case, parent_ref, stakeholders.get(case.id, []), now)
+        for case, parent_ref in rows
+    ]
 
 
-def case_summary(case: Case, parent_reference: str | None, stakeholders: list[str],
-                 now: datetime) -> dict[str, Any]:
+def case_summary(
+    case: Case, parent_reference: str | None, stakeholders: list[str], now: datetime
+) -> dict[str, Any]:
     return {
         "reference": case.reference,
         "status": case.status,
@@ -73,15 +77,30 @@ def case_detail(session: Session, reference: str, now: datetime) -> dict[str, An
     detail = case_summary(case, parent_ref, _stakeholders(session, [case.id]).get(case.id, []), now)
     detail["participants"] = [
         {"address": p.address, "name": p.name, "role": p.role, "person": p.person}
-        for p in session.exec(select(Participant).where(Participant.case_id == case.id)
-                              .order_by(Participant.id))
+        for p in session.exec(
+            select(Participant).where(Participant.case_id == case.id).order_by(Participant.id)
+        )
     ]
-    detail["messages"] = [message_summary(m) for m in session.exec(
-        select(Message).where(Message.case_id == case.id).order_by(Message.received_at, Message.id))]
+    detail["messages"] = [
+        message_summary(m)
+        for m in session.exec(
+            select(Message)
+            .where(Message.case_id == case.id)
+            .order_by(Message.received_at, Message.id)
+        )
+    ]
     detail["events"] = [
-        {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "rule": e.rule, "detail": e.detail,
-         "message": e.message_db_id}
-        for e in session.exec(select(Event).where(Event.case_id == case.id).order_by(Event.at, Event.id))
+        {
+            "at": _iso(e.at),
+            "actor": e.actor,
+            "kind": e.kind,
+            "rule": e.rule,
+            "detail": e.detail,
+            "message": e.message_db_id,
+        }
+        for e in session.exec(
+            select(Event).where(Event.case_id == case.id).order_by(Event.at, Event.id)
+        )
     ]
     return detail
 
@@ -109,10 +128,12 @@ def message_summary(m: Message) -> dict[str, Any]:
 def _stakeholders(session: Session, case_ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for start in range(0, len(case_ids), 500):
-        chunk = case_ids[start:start + 500]
-        rows = session.exec(select(Participant.case_id, Participant.address)
-                            .where(Participant.case_id.in_(chunk), Participant.role == "stakeholder")
-                            .order_by(Participant.id))
+        chunk = case_ids[start : start + 500]
+        rows = session.exec(
+            select(Participant.case_id, Participant.address)
+            .where(Participant.case_id.in_(chunk), Participant.role == "stakeholder")
+            .order_by(Participant.id)
+        )
         for case_id, address in rows:
             out.setdefault(case_id, []).append(address)
     return out

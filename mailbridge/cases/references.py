@@ -35,7 +35,9 @@ def part_reference(parent: str, n: int) -> str:
 
 def reference_pattern(fmt: ReferenceFormat) -> re.Pattern[str]:
     """A reference, with an optional part number, anywhere in a string."""
-    return re.compile(rf"\b{re.escape(fmt.prefix)}-\d{{4}}-\d{{{fmt.width},}}(?:-\d+)?\b", re.IGNORECASE)
+    return re.compile(
+        rf"\b{re.escape(fmt.prefix)}-\d{{4}}-\d{{{fmt.width},}}(?:-\d+)?\b", re.IGNORECASE
+    )
 
 
 def subject_tag_pattern(fmt: ReferenceFormat) -> re.Pattern[str]:

@@ -26,7 +26,11 @@ NO_ROUTE = Route(None, None, "no-route")
 
 
 def available(officer: Officer | None, today: date) -> bool:
-    return bool(officer and officer.active and (officer.absent_until is None or officer.absent_until < today))
+    return bool(
+        officer
+        and officer.active
+        and (officer.absent_until is None or officer.absent_until < today)
+    )
 
 
 def lead_for(unit: DeliveryUnit, directory: Directory, today: date) -> Officer | None:
@@ -37,8 +41,11 @@ def route_by_text(subject: str, body: str, directory: Directory, today: date) ->
     text = f"{subject}\n{body}"
     best: tuple[int, DeliveryUnit, str] | None = None
     for unit in directory.delivery_units:
-        hits = [f"keyword:{k}" for k in unit.keywords
-                if re.search(rf"(?<!\w){re.escape(k)}(?!\w)", text, re.IGNORECASE)]
+        hits = [
+            f"keyword:{k}"
+            for k in unit.keywords
+            if re.search(rf"(?<!\w){re.escape(k)}(?!\w)", text, re.IGNORECASE)
+        ]
         hits += [f"pattern:{p}" for p in unit.patterns if re.search(p, text, re.IGNORECASE)]
         if hits and (best is None or len(hits) > best[0]):
             best = (len(hits), unit, hits[0])

@@ -21,35 +21,80 @@ from mailbridge.store.models import Case, Event, Message, Outbox, Participant
 SYSTEM = "mailbridge"
 
 
-def record_event(session: Session, case: Case, now: datetime, kind: str, *, actor: str = SYSTEM,
-                 rule: str | None = None, detail: dict[str, Any] | None = None,
-                 message: Message | None = None) -> Event:
-    event = Event(case_id=case.id, at=now, actor=actor, kind=kind, rule=rule, detail=detail or {},
-                  message_db_id=message.id if message else None)
+def record_event(
+    session: Session,
+    case: Case,
+    now: datetime,
+    kind: str,
+    *,
+    actor: str = SYSTEM,
+    rule: str | None = None,
+    detail: dict[str, Any] | None = None,
+    message: Message | None = None,
+) -> Event:
+    event = Event(
+        case_id=case.id,
+        at=now,
+        actor=actor,
+        kind=kind,
+        rule=rule,
+        detail=detail or {},
+        message_db_id=message.id if message else None,
+    )
     session.add(event)
     return event
 
 
-def open_case(session: Session, *, fmt: ReferenceFormat, calendar: WorkingCalendar,
-              response_days: int, received_at: datetime, now: datetime, **fields: Any) -> Case:
+def open_case(
+    session: Session,
+    *,
+    fmt: ReferenceFormat,
+    calendar: WorkingCalendar,
+    response_days: int,
+    received_at: datetime,
+    now: datetime,
+    **fields: Any,
+) -> Case:
     """A new case with the next reference of the year it was received in (council time)."""
     year = calendar.local(received_at).year
-    case = Case(reference=next_reference(session, fmt, year), received_at=received_at,
-                due_at=calendar.due_at(received_at, response_days),
-                created_at=now, updated_at=now, **fields)
+    case = Case(
+        reference=next_reference(session, fmt, year),
+        received_at=received_at,
+        due_at=calendar.due_at(received_at, response_days),
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
     session.add(case)
     session.flush()  # the id, for participants and events
     return case
 
 
-def add_participant(session: Session, case: Case, *, address: str, role: str, now: datetime,
-                    name: str = "", person: str | None = None,
-                    message: Message | None = None) -> bool:
+def add_participant(
+    session: Session,
+    case: Case,
+    *,
+    address: str,
+    role: str,
+    now: datetime,
+    name: str = "",
+    person: str | None = None,
+    message: Message | None = None,
+) -> bool:
     """Add someone to a case once per role; True if they were not there before."""
-    stmt = insert(session, Participant.__table__).values(
-        case_id=case.id, address=address.lower(), name=name, role=role, person=person,
-        added_at=now, message_db_id=message.id if message else None,
-    ).on_conflict_do_nothing(index_elements=["case_id", "address", "role"])
+    stmt = (
+        insert(session, Participant.__table__)
+        .values(
+            case_id=case.id,
+            address=address.lower(),
+            name=name,
+            role=role,
+            person=person,
+            added_at=now,
+            message_db_id=message.id if message else None,
+        )
+        .on_conflict_do_nothing(index_elements=["case_id", "address", "role"])
+    )
     return session.execute(stmt).rowcount == 1
 
 
@@ -65,13 +110,18 @@ def find_case(session: Session, candidates: list[Candidate]) -> tuple[Case, Cand
         if candidate.reference:
             case = case_by_reference(session, candidate.reference)
         elif candidate.message_id:
-            case_id = session.exec(
-                select(Message.case_id).where(Message.message_id == candidate.message_id,
-                                              Message.case_id.is_not(None))
-            ).first() or session.exec(
-                select(Outbox.case_id).where(Outbox.message_id == candidate.message_id,
-                                             Outbox.case_id.is_not(None))
-            ).first()
+            case_id = (
+                session.exec(
+                    select(Message.case_id).where(
+                        Message.message_id == candidate.message_id, Message.case_id.is_not(None)
+                    )
+                ).first()
+                or session.exec(
+                    select(Outbox.case_id).where(
+                        Outbox.message_id == candidate.message_id, Outbox.case_id.is_not(None)
+                    )
+                ).first()
+            )
             case = session.get(Case, case_id) if case_id else None
         if case is not None:
             return case, candidate

@@ -15,8 +15,17 @@ from mailbridge.store.db import session
 
 app = typer.Typer(no_args_is_help=True, help="List and inspect cases.")
 
-LIST_COLUMNS = ["reference", "status", "origin", "member", "delivery_unit", "officer",
-                "received_at", "due_at", "subject"]
+LIST_COLUMNS = [
+    "reference",
+    "status",
+    "origin",
+    "member",
+    "delivery_unit",
+    "officer",
+    "received_at",
+    "due_at",
+    "subject",
+]
 FormatOption = Annotated[Format, typer.Option("--format", help="table or json.")]
 
 
@@ -35,8 +44,9 @@ def case_list(
 
     Example: mailbridge case list --status triage --format json
     """
-    filters = CaseFilter(status=status, delivery_unit=du, member=member, origin=origin,
-                         overdue=overdue, limit=limit)
+    filters = CaseFilter(
+        status=status, delivery_unit=du, member=member, origin=origin, overdue=overdue, limit=limit
+    )
     with session(ctx.obj.engine) as s:
         rows = list_cases(s, filters, SystemClock().now())
     if fmt is Format.json:
@@ -64,10 +74,22 @@ def case_show(
         return
     console = Console()
     console.print(f"[bold]{detail['reference']}[/bold]  {detail['subject']}")
-    for key in ("status", "origin", "kind", "member", "delivery_unit", "officer", "received_at",
-                "due_at", "parent_reference"):
+    for key in (
+        "status",
+        "origin",
+        "kind",
+        "member",
+        "delivery_unit",
+        "officer",
+        "received_at",
+        "due_at",
+        "parent_reference",
+    ):
         console.print(f"  {key}: {detail[key] or '-'}", highlight=False)
     emit_table(detail["participants"], ["role", "address", "name", "person"], title="People")
-    emit_table(detail["messages"], ["id", "received_at", "from", "subject", "classification",
-                                    "held"], title="Messages")
+    emit_table(
+        detail["messages"],
+        ["id", "received_at", "from", "subject", "classification", "held"],
+        title="Messages",
+    )
     emit_table(detail["events"], ["at", "actor", "kind", "rule", "detail"], title="Timeline")

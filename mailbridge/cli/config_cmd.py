@@ -42,8 +42,13 @@ def check(ctx: typer.Context) -> None:
     try:
         problems = _all_problems(config_file)
     except Exception as exc:  # a bug in the checks must still not greet ops with a traceback
-        problems = [Problem(str(config_file or "settings"), "-",
-                            f"could not be checked: {type(exc).__name__}: {exc}")]
+        problems = [
+            Problem(
+                str(config_file or "settings"),
+                "-",
+                f"could not be checked: {type(exc).__name__}: {exc}",
+            )
+        ]
     for problem in problems:
         typer.echo(str(problem))
     errors = sum(p.severity == "error" for p in problems)
@@ -72,7 +77,8 @@ def _count(n: int, noun: str) -> str:
 def show(
     ctx: typer.Context,
     fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="toml or json.")] = (
-        ShowFormat.toml),
+        ShowFormat.toml
+    ),
 ) -> None:
     """Print the settings in force, passwords as ***, with where each value came from.
 
@@ -143,8 +149,9 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"cannot show {type(value).__name__}")
 
 
-def _to_toml(values: dict[str, dict[str, Any]], origins: dict[str, str],
-             config_file: str | None) -> str:
+def _to_toml(
+    values: dict[str, dict[str, Any]], origins: dict[str, str], config_file: str | None
+) -> str:
     """A TOML document that loads back as the same settings (bar passwords), origins noted."""
     lines = [f"# effective settings; file: {config_file or '(none: defaults and environment)'}"]
     for section, keys in values.items():

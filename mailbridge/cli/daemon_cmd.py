@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _deps(ctx: typer.Context, log_level: str) -> daemon.Deps:
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return daemon.build_deps(ctx.obj.settings)
     except ConfigError as exc:
@@ -53,7 +54,9 @@ def ingest(
     if not once:
         raise fail("only `ingest --once` is supported; use `mailbridge run` for the daemon")
     stats = daemon.ingest_once(_deps(ctx, log_level))
-    typer.echo(f"fetched {stats.fetched}, processed {stats.processed}, "
-               f"duplicates {stats.duplicates}, failed {stats.failed}")
+    typer.echo(
+        f"fetched {stats.fetched}, processed {stats.processed}, "
+        f"duplicates {stats.duplicates}, failed {stats.failed}"
+    )
     if stats.failed:
         raise typer.Exit(code=1)

@@ -50,8 +50,12 @@ def message_show(
 @app.command("list")
 def message_list(
     ctx: typer.Context,
-    classification: Annotated[str | None, typer.Option(
-        help="enquiry, cc_enquiry, reply, non_member, bounce, auto_reply, own or unparseable.")] = None,
+    classification: Annotated[
+        str | None,
+        typer.Option(
+            help="enquiry, cc_enquiry, reply, non_member, bounce, auto_reply, own or unparseable."
+        ),
+    ] = None,
     status: Annotated[str | None, typer.Option(help="received, processed or failed.")] = None,
     unmatched: Annotated[bool, typer.Option("--unmatched", help="Only those on no case.")] = False,
     held: Annotated[bool, typer.Option("--held", help="Only messages held for the team.")] = False,
@@ -76,8 +80,11 @@ def message_list(
     if fmt is Format.json:
         emit_json(rows)
     else:
-        emit_table(rows, ["id", "received_at", "from", "subject", "classification", "status",
-                          "error"], title=f"{len(rows)} messages")
+        emit_table(
+            rows,
+            ["id", "received_at", "from", "subject", "classification", "status", "error"],
+            title=f"{len(rows)} messages",
+        )
 
 
 @app.command("replay")

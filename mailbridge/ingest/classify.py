@@ -18,9 +18,8 @@ from functools import cached_property
 
 from mailbridge.ingest.parse import Address, ParsedMessage
 
-OWN_HEADER = (
-    "X-Mailbridge"  # every email mailbridge sends carries it; value: the case reference or "1"
-)
+# Every email mailbridge sends carries it; value: the case reference or "1".
+OWN_HEADER = "X-Mailbridge"
 OWN, BOUNCE, AUTO_REPLY, ENQUIRY, CC_ENQUIRY, NON_MEMBER = (
     "own",
     "bounce",
@@ -104,7 +103,7 @@ _DAEMON_LOCAL_PARTS = frozenset(
     {"mailer-daemon", "mailerdaemon", "mail-daemon", "postmaster", "post_master"}
 )
 _DAEMON_NAMES = re.compile(
-    r"mailer[-_ ]?daemon|mail delivery (?:subsystem|system|service)|post_?master", re.I
+    r"\bmailer[-_ ]?daemon\b|\bmail delivery (?:subsystem|system)\b|\bpost_?master\b", re.I
 )
 
 
@@ -235,10 +234,10 @@ _AUTOREPLY_BODY = re.compile(
 def autoreply_subject(f: Facts) -> bool:
     """An out-of-office subject ("Automatic reply:", "Out of Office:", "Auto Response", and the
     localised Exchange prefixes) from a responder that sets none of the headers above. The
-    corpus needs it: an Exchange 2003 OOF (Latvian prefix), a Yahoo "Auto Response" and an
-    iCloud vacation reply carry no other header signal. It must be backed by the body reading
-    like an absence notice, or by X-Auto-Response-Suppress (which Exchange puts on its own
-    OOFs), so a councillor's subject that merely mentions an auto-reply does not match."""
+    corpus needs it: an Exchange 2003 OOF (Latvian prefix) and a Yahoo "Auto Response" carry
+    no other signal at all. It must be backed by the body reading like an absence notice, or
+    by X-Auto-Response-Suppress (which Exchange puts on its own OOFs), so a councillor's
+    subject that merely mentions an auto-reply does not match."""
     m = f.msg
     if not _AUTOREPLY_SUBJECT.search(m.subject):
         return False

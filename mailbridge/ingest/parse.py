@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
 from html import unescape
 from html.parser import HTMLParser
 
@@ -171,18 +171,27 @@ def _trim(raw: bytes) -> tuple[bytes, list[str]]:
         # soft breaks and base64 inside the parts then go wrong.
         data = data.replace(b"\r", b"\n")
         defects.append("cr-line-endings")
-    if _OBS_HEADER_NAME.match(data):
-        end = _BLANK_LINE.search(data)
-        cut = end.start() if end else len(data)
+    end = _BLANK_LINE.search(data)
+    cut = end.start() if end else len(data)
+    if _OBS_HEADER_NAME.search(data, 0, cut):
+        # compat32 would end the header block at such a line and make the rest body.
         data = _OBS_HEADER_NAME.sub(rb"\1:", data[:cut]) + data[cut:]
         defects.append("obsolete-header-syntax")
     return data, defects
 
 
 def _read_message(data: bytes, defects: list[str]) -> Message:
-    """Parse the bytes once with mail-parser and hand back its compat32 Message."""
+    """Parse the bytes once with mail-parser and hand back its compat32 Message.
+
+    Cost, measured on the shared corpus: mail-parser ~700 µs/message (it also extracts
+    addresses, Received chains and base64 copies of attachments that we do not use), the bare
+    compat32 parse it wraps ~270 µs, our extraction below ~240 µs. Returning
+    email.message_from_bytes(data) here instead would change no field of ParsedMessage.
+    """
     try:
-        return mailparser.parse_from_bytes(data).message
+        message = mailparser.parse_from_bytes(data).message
+        if isinstance(message, Message):
+            return message
     except (MailParserRecursionError, RecursionError) as exc:
         raise ParseFailed("message nesting too deep") from exc
     except Exception as exc:
@@ -224,7 +233,7 @@ def decode_words(value: str) -> str:
             continue
         try:
             out.append(chunk.decode(charset or "raw-unicode-escape", "replace"))
-        except LookupError:
+        except Exception:  # an unknown charset, or a codec that is not a text codec
             out.append(chunk.decode("utf-8", "replace"))
     return "".join(out)
 
@@ -250,6 +259,8 @@ def _header_index(msg: Message) -> dict[str, list[str]]:
 def _addresses(values: list[str], *, keep_without_at: bool = False) -> list[Address]:
     """getaddresses over cleaned raw values, then decode each display name on its own, so an
     encoded word inside quotes (as Outlook writes it) is decoded and commas stay separators."""
+    if not values:
+        return []
     cleaned = [clean(_unfold(v)) for v in values]
     try:
         pairs = getaddresses(cleaned)
@@ -257,12 +268,12 @@ def _addresses(values: list[str], *, keep_without_at: bool = False) -> list[Addr
         return []
     out = []
     for name, addr in pairs:
-        email = addr.strip().strip("<>").strip().lower()
-        if "@" not in email or any(c.isspace() for c in email) or len(email) > 320:
+        spec = addr.strip().strip("<>").strip().lower()
+        if "@" not in spec or any(c.isspace() for c in spec) or len(spec) > 320:
             if not keep_without_at:
                 continue  # groups, "undisclosed-recipients:;", bare local parts
-            email = ""
-        out.append(Address(name=clean(decode_words(name)).strip()[:200], email=email))
+            spec = ""
+        out.append(Address(name=clean(decode_words(name)).strip()[:200], email=spec))
     return out
 
 
@@ -431,14 +442,15 @@ def _walk(root: Message, found: _Found) -> None:
             _header_block(part, found)
         elif ctype.startswith("message/") and part is not root:
             # feedback-report, disposition-notification, partial, external-body: compat32
-            # parses the body as a message of its own; it is a report or a fragment to list,
-            # never body text to walk into.
+            # parses the body as a message of its own; it is a report or a fragment to list
+            # (classify looks for a read receipt or abuse report re-wrapped in
+            # multipart/mixed), never body text to walk into.
             if not inner:
                 name = _filename(part, found)
-                size = _approximate_size(part) - sum(
-                    len(k) + len(v) + 4 for k, v in part.raw_items()
+                size = _approximate_size(part)
+                found.attachments.append(
+                    Attachment(filename=name, content_type=clean(ctype), size=size)
                 )
-                found.attachments.append(Attachment(filename=name, content_type=ctype, size=size))
         elif part.is_multipart():
             children = part.get_payload()
             if isinstance(children, list):
@@ -460,11 +472,11 @@ def _leaf(part: Message, ctype: str, inner: bool, found: _Found) -> None:
             (found.inner_plain if inner else found.plain).append(text)
         else:
             (found.inner_html if inner else found.html).append(text)
-    elif not inner:
-        # Includes message/disposition-notification and message/feedback-report parts: listed
-        # so classify can see a read receipt or abuse report that arrives as multipart/mixed.
+    elif not inner:  # what a person attached, or what they forwarded it with
         size = len(_payload_bytes(part))
-        found.attachments.append(Attachment(filename=filename, content_type=ctype, size=size))
+        found.attachments.append(
+            Attachment(filename=filename, content_type=clean(ctype), size=size)
+        )
 
 
 def _embedded_message(
@@ -526,7 +538,9 @@ def _delivery_status(part: Message, found: _Found) -> None:
         fields = [(k, str(v)) for b in blocks if isinstance(b, Message) for k, v in b.raw_items()]
     else:  # an encoded or malformed report: read it as plain text
         text = decode_text(_payload_bytes(part), part.get_content_charset())
-        fields = [tuple(line.split(":", 1)) for line in text.splitlines() if ":" in line]
+        fields = [
+            (k, v) for k, colon, v in (ln.partition(":") for ln in text.splitlines()) if colon
+        ]
     for name, value in fields:
         key = name.strip().lower()
         if key == "status":
@@ -545,6 +559,18 @@ def _dsn_status(statuses: list[str]) -> str:
         for status in statuses:
             if status.startswith(klass):
                 return status
+    return ""
+
+
+def _body_text(found: _Found) -> str:
+    """text/plain preferred, then HTML; the message's own parts before those of a message it
+    forwards or returns. An empty text/plain beside real HTML (Outlook does this) gives way."""
+    for plain, html in ((found.plain, found.html), (found.inner_plain, found.inner_html)):
+        texts = [t for t in plain if t.strip()]
+        if not texts:
+            texts = [t for t in (html_to_text(h) for h in html) if t]
+        if texts:
+            return "\n\n".join(texts)
     return ""
 
 
@@ -579,21 +605,15 @@ def _extract(msg: Message, defects: list[str]) -> ParsedMessage:
 
     found = _Found(defects=defects)
     _walk(msg, found)
-    if found.plain:
-        body = "\n\n".join(t for t in found.plain if t.strip())
-    elif found.html:
-        body = "\n\n".join(html_to_text(h) for h in found.html)
-    elif found.inner_plain:
-        body = "\n\n".join(t for t in found.inner_plain if t.strip())
-    else:
-        body = "\n\n".join(html_to_text(h) for h in found.inner_html)
+    body = _body_text(found)
 
     if "\r" in body:
         body = body.replace("\r\n", "\n").replace("\r", "\n")
     content_type = msg.get_content_type()
     report_type = ""
     if content_type == "multipart/report":
-        report_type = clean(str(msg.get_param("report-type") or "")).strip().lower()[:100]
+        param = msg.get_param("report-type") or ""
+        report_type = clean(collapse_rfc2231_value(param)).strip().lower()[:100]
     return ParsedMessage(
         message_id=message_id,
         subject=headers.get("subject", ""),
@@ -611,7 +631,7 @@ def _extract(msg: Message, defects: list[str]) -> ParsedMessage:
         report_type=report_type,
         body_text=body,
         attachments=tuple(found.attachments),
-        defects=tuple(dict.fromkeys(found.defects))[:DEFECTS_MAX],
+        defects=tuple(dict.fromkeys(clean(d) for d in found.defects))[:DEFECTS_MAX],
         embedded_message_ids=tuple(found.embedded_ids),
         embedded_subjects=tuple(found.embedded_subjects),
         dsn_status=_dsn_status(found.dsn_statuses),

@@ -52,6 +52,7 @@ from mailbridge.store.models import (
     MESSAGE_RECEIVED,
     Case,
     Message,
+    MessageCopy,
 )
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,24 @@ def persist_raw(session: Session, batch: list[Fetched], now: datetime) -> list[S
         if new_id is not None:
             stored.append(Stored(item, new_id, True))
             continue
-        existing_id, status = session.execute(
-            select(Message.id, Message.status).where(Message.dedupe_key == key)
+        existing_id, status, existing_sha = session.execute(
+            select(Message.id, Message.status, Message.sha256).where(Message.dedupe_key == key)
         ).one()
         log.info("duplicate of message %s (%s) from %s %s", existing_id, key, item.source, item.key)
+        if sha != existing_sha:  # same Message-ID, other bytes: keep them, process nothing
+            session.execute(
+                insert(session, MessageCopy.__table__)
+                .values(
+                    message_db_id=existing_id,
+                    sha256=sha,
+                    size=len(item.raw),
+                    raw=item.raw,
+                    source=item.source,
+                    source_key=item.key,
+                    fetched_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["message_db_id", "sha256"])
+            )
         stored.append(Stored(item, existing_id, status == MESSAGE_RECEIVED))
     return stored
 

@@ -21,6 +21,9 @@ class DbCursorStore:
     def save(self, folder: str, uidvalidity: int, last_uid: int) -> None:
         values = {"uidvalidity": uidvalidity, "last_uid": last_uid, "updated_at": self.clock.now()}
         with session(self.engine) as s:
-            s.execute(insert(s, MailboxCursor.__table__).values(folder=folder, **values)
-                      .on_conflict_do_update(index_elements=["folder"], set_=values))
+            s.execute(
+                insert(s, MailboxCursor.__table__)
+                .values(folder=folder, **values)
+                .on_conflict_do_update(index_elements=["folder"], set_=values)
+            )
             s.commit()

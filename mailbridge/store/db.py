@@ -1,4 +1,4 @@
-"""Engine set-up and schema upgrades: SQLite in WAL mode with one writer at a time, or PostgreSQL."""
+"""Engine set-up and schema upgrades: SQLite (WAL, one writer at a time) or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -30,8 +30,12 @@ def make_engine(url: str) -> Engine:
         # deferred transaction that later writes fails at once with "database is locked" under
         # WAL, however long the busy timeout, because its snapshot cannot be upgraded.
         dbapi.isolation_level = None
-        for pragma in ("journal_mode=WAL", f"busy_timeout={SQLITE_BUSY_MS}",
-                       "foreign_keys=ON", "synchronous=NORMAL"):
+        for pragma in (
+            "journal_mode=WAL",
+            f"busy_timeout={SQLITE_BUSY_MS}",
+            "foreign_keys=ON",
+            "synchronous=NORMAL",
+        ):
             dbapi.execute(f"PRAGMA {pragma}")
 
     @event.listens_for(engine, "begin")
@@ -48,7 +52,11 @@ def session(engine: Engine) -> Session:
 
 def insert(engine_or_session, table):
     """A dialect INSERT that supports on_conflict_do_nothing / on_conflict_do_update."""
-    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    bind = (
+        engine_or_session.get_bind()
+        if isinstance(engine_or_session, Session)
+        else engine_or_session
+    )
     dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
 

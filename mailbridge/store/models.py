@@ -97,11 +97,33 @@ class Message(SQLModel, table=True):
     in_reply_to: str | None = Field(default=None, max_length=998)
     references: str | None = None
     date: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    headers: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONType, nullable=False)
+    )
     body_text: str | None = None
     attachments: list[Any] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     defects: list[Any] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MessageCopy(SQLModel, table=True):
+    """Another copy of a stored message (same Message-ID, different bytes), kept, not processed.
+
+    A re-delivery or the same mail in a second folder is recorded once as a Message; where its
+    bytes differ (other Received: headers, a list footer) they are kept here, so nothing is lost.
+    """
+
+    __tablename__ = "message_copy"
+    __table_args__ = (UniqueConstraint("message_db_id", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_db_id: int = Field(foreign_key="message.id", index=True)
+    sha256: str = Field(max_length=64)
+    size: int
+    raw: bytes = Field(sa_column=Column(RawBytes, nullable=False))
+    source: str = Field(default="", max_length=200)
+    source_key: str = Field(default="", max_length=400)
+    fetched_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Participant(SQLModel, table=True):
