@@ -117,6 +117,20 @@ class ClockSettings:
 
 
 @dataclass(frozen=True)
+class OutboxPolicy:
+    """How the sender loop behaves: flood limit, envelope, TLS, time-outs and giving up."""
+
+    per_recipient_per_hour: int = 10  # automatic emails; the rest are held, never dropped
+    from_name: str = "Members' Enquiries"
+    envelope_from: str = ""  # SMTP MAIL FROM, where bounces go; "" = the mailbox address
+    starttls: str = "auto"  # "auto": upgrade when offered, certificates checked; or "never"
+    timeout_seconds: int = 30
+    give_up_after_hours: int = 48  # of retrying 4xx / connection errors; then failed
+    flush_seconds: int = 2  # how often the daemon looks for due mail
+    stale_after_seconds: int = 600  # a row "sending" this long was left by a crash: resend
+
+
+@dataclass(frozen=True)
 class Settings:
     mailbox_address: str
     plus_addressing: bool
@@ -128,6 +142,7 @@ class Settings:
     clock: ClockSettings
     template_dir: Path | None = None
     config_file: Path | None = None
+    outbox_policy: OutboxPolicy = field(default_factory=OutboxPolicy)
 
     @property
     def own_addresses(self) -> frozenset[str]:
@@ -154,7 +169,19 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "password_env": None,
     },
     "database": {"url": "sqlite:///var/mailbridge.db"},
-    "outbox": {"url": "file:var/outbox", "password_file": None, "password_env": None},
+    "outbox": {
+        "url": "file:var/outbox",
+        "password_file": None,
+        "password_env": None,
+        "per_recipient_per_hour": 10,
+        "from_name": "Members' Enquiries",
+        "envelope_from": None,  # None: the mailbox address
+        "starttls": "auto",
+        "timeout_seconds": 30,
+        "give_up_after_hours": 48,
+        "flush_seconds": 2,
+        "stale_after_seconds": 600,
+    },
     "directory": {"file": None},
     "references": {"prefix": "ME", "width": 5},
     "clock": {
@@ -178,6 +205,11 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "folders": list,
     "closure_days": list,
     "cutoff": (str, time),
+    "per_recipient_per_hour": int,
+    "timeout_seconds": int,
+    "give_up_after_hours": int,
+    "flush_seconds": int,
+    "stale_after_seconds": int,
 }
 
 
@@ -343,6 +375,7 @@ def _build(
     outbox = _endpoint(
         ob["url"], OUTBOX_SCHEMES, "outbox", ob, where, env, ENV_OUTBOX_PASSWORD, out
     )
+    outbox_policy = _outbox_policy(ob, address.lower(), where, out)
 
     directory_file = raw["directory"]["file"] or None  # file = "" means none, as omitting it
     if directory_file is None:
@@ -394,6 +427,7 @@ def _build(
         clock=clock,
         template_dir=Path(template_dir) if template_dir else None,
         config_file=path,
+        outbox_policy=outbox_policy,
     )
 
 
@@ -475,6 +509,52 @@ def _password(section, values, where, env, password_var, out: _Collector) -> str
             )
         return env.get(name, "")
     return env.get(password_var, "")
+
+
+def _outbox_policy(
+    values: dict[str, Any], mailbox_address: str, where, out: _Collector
+) -> OutboxPolicy:
+    for key in (
+        "per_recipient_per_hour",
+        "timeout_seconds",
+        "give_up_after_hours",
+        "flush_seconds",
+        "stale_after_seconds",
+    ):
+        if values[key] <= 0:
+            out.add(where("outbox", key), f"outbox.{key}", "must be greater than zero")
+    if values["starttls"] not in ("auto", "never"):
+        out.add(
+            where("outbox", "starttls"),
+            "outbox.starttls",
+            "must be 'auto' (STARTTLS when offered, certificates checked) or 'never' "
+            "(local relays and tests only)",
+        )
+    envelope_from = str(values["envelope_from"] or mailbox_address).strip().lower()
+    if values["envelope_from"] and not ADDRESS_RE.match(envelope_from):
+        out.add(
+            where("outbox", "envelope_from"),
+            "outbox.envelope_from",
+            f"not an email address: {envelope_from!r}",
+        )
+    if values["stale_after_seconds"] <= 3 * values["timeout_seconds"]:
+        # Less than a slow send takes: another daemon's mail in hand would be sent again.
+        out.add(
+            where("outbox", "stale_after_seconds"),
+            "outbox.stale_after_seconds",
+            "is not much longer than timeout_seconds: mail still being sent may be resent",
+            "warning",
+        )
+    return OutboxPolicy(
+        per_recipient_per_hour=values["per_recipient_per_hour"],
+        from_name=str(values["from_name"]),
+        envelope_from=envelope_from,
+        starttls=values["starttls"],
+        timeout_seconds=values["timeout_seconds"],
+        give_up_after_hours=values["give_up_after_hours"],
+        flush_seconds=values["flush_seconds"],
+        stale_after_seconds=values["stale_after_seconds"],
+    )
 
 
 def _clock(values: dict[str, Any], where, out: _Collector) -> ClockSettings:

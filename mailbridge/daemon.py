@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
@@ -16,6 +17,8 @@ from mailbridge.ingest.pipeline import PipelineContext
 from mailbridge.ingest.runner import DrainStats, Runner
 from mailbridge.ingest.sources.base import Source
 from mailbridge.ingest.sources.maildir import MaildirSource
+from mailbridge.outbound.senders import Delivery, FileSender, SmtpSender
+from mailbridge.outbound.sending import FlushStats, flush_outbox, run_sender
 from mailbridge.store.cursors import DbCursorStore
 from mailbridge.store.db import make_engine, upgrade
 
@@ -59,6 +62,35 @@ def build_runner(deps: Deps, stop: threading.Event | None = None) -> Runner:
     return Runner(deps.engine, build_source(deps), ctx, deps.clock, stop)
 
 
+def build_delivery(deps: Deps) -> Delivery:
+    """The file outbox, or SMTP(S) with the [outbox] policy's TLS and time-out."""
+    endpoint, policy = deps.settings.outbox, deps.settings.outbox_policy
+    if endpoint.scheme == "file":
+        return FileSender(endpoint.path)
+    return SmtpSender(endpoint, timeout=policy.timeout_seconds, starttls=policy.starttls != "never")
+
+
+def flush_once(deps: Deps) -> FlushStats:
+    """Send everything due in the outbox and return: for cron and tests."""
+    stop = _stop_on_signals()
+    policy = deps.settings.outbox_policy
+    return asyncio.run(
+        flush_outbox(deps.engine, build_delivery(deps), deps.clock, policy, stop=stop)
+    )
+
+
+def start_sender(deps: Deps, stop: threading.Event) -> threading.Thread:
+    """The outbox sender beside the ingest loop, in its own thread with its own event loop."""
+    policy = deps.settings.outbox_policy
+    thread = threading.Thread(
+        target=run_sender,
+        args=(deps.engine, build_delivery(deps), deps.clock, policy, stop, policy.flush_seconds),
+        name="outbox-sender",
+    )
+    thread.start()
+    return thread
+
+
 def ingest_once(deps: Deps) -> DrainStats:
     """Replay what a crash left, drain the source, and return: for cron and benchmarks."""
     stop = _stop_on_signals()
@@ -66,7 +98,7 @@ def ingest_once(deps: Deps) -> DrainStats:
     try:
         return runner.drain(runner.replay_pending())
     finally:
-        runner.source.close()
+        runner.close()
 
 
 def run(deps: Deps) -> None:
@@ -74,15 +106,19 @@ def run(deps: Deps) -> None:
     stop = _stop_on_signals()
     runner = build_runner(deps, stop)
     log.info(
-        "mailbridge started: source %s, database %s, mailbox %s",
+        "mailbridge started: source %s, outbox %s, database %s, mailbox %s",
         deps.settings.source.endpoint.redacted(),
+        deps.settings.outbox.redacted(),
         deps.engine.url.render_as_string(),
         deps.settings.mailbox_address,
     )
+    sender = start_sender(deps, stop)
     try:
         runner.run_forever()
     finally:
-        runner.source.close()
+        stop.set()  # also when ingest died: the sender finishes the email in hand and stops
+        sender.join()
+        runner.close()
         deps.engine.dispose()
     log.info("mailbridge stopped")
 

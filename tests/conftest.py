@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from mailbridge.config import Settings, load_settings
 from mailbridge.store.db import make_engine, upgrade
 
-pytest_plugins = ["tests.imap_server"]
+pytest_plugins = ["tests.imap_server", "tests.smtp_sink"]
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DIRECTORY = REPO / "tests" / "data" / "directory.toml"
@@ -32,6 +32,8 @@ TABLES = (
     "mailbox_cursor",
     "reference_counter",
     '"case"',
+    "member",
+    "delivery_unit",
 )
 
 
@@ -66,6 +68,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = request.getfixturevalue("pg_url")
     engine = create_engine(url)
     with engine.begin() as conn:
+        # A test that leaks an open transaction would make TRUNCATE wait for ever: fail fast.
+        conn.execute(text("SET LOCAL lock_timeout = '15s'"))
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
     engine.dispose()
     return url

@@ -174,11 +174,11 @@ class Dovecot:
             self.imaps_port = free_port(self.host)
             self._make_certificate()
         self.conf.write_text(self._config())
-        self.proc = subprocess.Popen(
-            [self.binary, "-F", "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # Output to a file, not a pipe nobody drains: a full pipe would block the server.
+        with (self.root / "stderr.log").open("wb") as err:
+            self.proc = subprocess.Popen(
+                [self.binary, "-F", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=err
+            )
         try:
             self._wait_for_banner(ready_timeout)
         except BaseException:
@@ -196,8 +196,6 @@ class Dovecot:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait(5)
-            if self.proc.stderr:
-                self.proc.stderr.close()
             self.proc = None
         if self.root != Path() and self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)
@@ -214,7 +212,7 @@ class Dovecot:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                err = (self.root / "stderr.log").read_text(errors="replace")
                 raise RuntimeError(f"dovecot exited with {self.proc.returncode}: {err}{self.log()}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=1) as s:
@@ -242,11 +240,29 @@ class Dovecot:
     def _make_certificate(self) -> None:
         # The SAN must name the IP: Python checks the host name against subjectAltName only.
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-days", "2", "-subj", f"/CN={self.host}",
-             "-addext", f"subjectAltName=IP:{self.host}",
-             "-keyout", str(self.root / "key.pem"), "-out", str(self.cert)],
-            check=True, capture_output=True, timeout=30,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                f"/CN={self.host}",
+                "-addext",
+                f"subjectAltName=IP:{self.host}",
+                "-keyout",
+                str(self.root / "key.pem"),
+                "-out",
+                str(self.cert),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
 
     def log(self) -> str:
@@ -358,8 +374,9 @@ service anvil {{
         return ImapAccount(self, user, password)
 
     def _refill_pool(self) -> None:
-        fresh = [(f"user{secrets.token_hex(4)}", secrets.token_urlsafe(12))
-                 for _ in range(USER_POOL)]
+        fresh = [
+            (f"user{secrets.token_hex(4)}", secrets.token_urlsafe(12)) for _ in range(USER_POOL)
+        ]
         self._write_users(fresh)
         if self.proc is not None:
             time.sleep(1.02 - time.time() % 1)
@@ -412,8 +429,13 @@ service anvil {{
                     os.kill(int(fields[2]), signal.SIGKILL)
 
     def _doveadm(self, *args: str) -> str:
-        done = subprocess.run([DOVEADM, "-c", str(self.conf), *args],
-                              check=True, capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            [DOVEADM, "-c", str(self.conf), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return done.stdout
 
 

@@ -42,8 +42,8 @@ def enquiry(n: int, body_size: int = 300) -> bytes:
     msg["Subject"] = f"Enquiry {n}: bins not collected"
     msg["Message-ID"] = f"<enquiry-{n}@members.example>"
     msg["Date"] = "Mon, 02 Mar 2026 09:00:00 +0000"
-    words = ("The bins on Mill Lane were missed again this week, residents are asking why. " * 400)
-    msg.set_content("\n".join(words[i:i + 70] for i in range(0, body_size, 70)))
+    words = "The bins on Mill Lane were missed again this week, residents are asking why. " * 400
+    msg.set_content("\n".join(words[i : i + 70] for i in range(0, body_size, 70)))
     return msg.as_bytes(policy=SMTP)
 
 
@@ -70,11 +70,16 @@ def make_source(imap_account: ImapAccount) -> Iterator[SourceFactory]:
     """Build ImapSources on the test's account (or another URL), closing them afterwards."""
     made: list[ImapSource] = []
 
-    def make(url: str | None = None, cursors: MemoryCursors | None = None,
-             token_provider: Callable[[], str] | None = None, **overrides: object) -> ImapSource:
+    def make(
+        url: str | None = None,
+        cursors: MemoryCursors | None = None,
+        token_provider: Callable[[], str] | None = None,
+        **overrides: object,
+    ) -> ImapSource:
         settings = load_settings(env={"MAILBRIDGE_SOURCE": url or imap_account.url}).source
-        source = ImapSource(replace(settings, **overrides), cursors or MemoryCursors(),
-                            token_provider)
+        source = ImapSource(
+            replace(settings, **overrides), cursors or MemoryCursors(), token_provider
+        )
         made.append(source)
         return source
 
@@ -119,8 +124,10 @@ def test_fetched_bytes_are_exactly_what_the_server_holds(
     imap_account: ImapAccount, make_source: SourceFactory
 ) -> None:
     # Bare LF line ends and 8-bit bytes: Dovecot serves them as it has them, and so must we.
-    raw = (b"From: someone@example.org\nSubject: caf\xc3\xa9 opening hours\n\n"
-           b"Line one\nLine two with trailing space \n")
+    raw = (
+        b"From: someone@example.org\nSubject: caf\xc3\xa9 opening hours\n\n"
+        b"Line one\nLine two with trailing space \n"
+    )
     imap_account.append(raw)
 
     [[fetched]] = list(make_source().fetch_batches())
@@ -254,8 +261,11 @@ def test_without_move_the_source_copies_then_expunges_only_its_own_uids(
     source.acknowledge(batch)
 
     acks = [c for c in sent(commands) if c.startswith("UID")]
-    assert acks == ['UID COPY 1,2 "Processed"', "UID STORE 1,2 +FLAGS.SILENT (\\\\Deleted)",
-                    "UID EXPUNGE 1,2"]
+    assert acks == [
+        'UID COPY 1,2 "Processed"',
+        "UID STORE 1,2 +FLAGS.SILENT (\\\\Deleted)",
+        "UID EXPUNGE 1,2",
+    ]
     assert imap_account.uids("INBOX") == []
     assert imap_account.uids("Processed") == [1, 2]
 

@@ -256,16 +256,16 @@ def test_an_unparseable_message_is_kept_byte_exact_and_flagged_and_the_next_one_
 def test_a_message_whose_processing_fails_is_kept_for_replay_and_the_next_one_goes_on(
     mailbox, monkeypatch
 ):
-    from mailbridge.ingest import pipeline
+    from mailbridge.cases.routing import Router
 
-    real = pipeline.route_by_text
+    real = Router.route_by_text
 
-    def flaky(subject, *args, **kwargs):
+    def flaky(self, subject, *args, **kwargs):
         if "explode" in subject:
             raise RuntimeError("routing table unavailable")
-        return real(subject, *args, **kwargs)
+        return real(self, subject, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "route_by_text", flaky)
+    monkeypatch.setattr(Router, "route_by_text", flaky)
     stats = mailbox.receive(
         make_email(PATEL, [MAILBOX], "explode"), make_email(PATEL, [MAILBOX], "Bins")
     )
@@ -274,7 +274,7 @@ def test_a_message_whose_processing_fails_is_kept_for_replay_and_the_next_one_go
     assert "routing table unavailable" in failed.error
     assert ok.case_id is not None
     assert len(mailbox.cases()) == 1  # the failed message's case was rolled back, reference too
-    monkeypatch.setattr(pipeline, "route_by_text", real)
+    monkeypatch.setattr(Router, "route_by_text", real)
     build_runner(mailbox.deps).replay_pending()
     replayed = mailbox.messages()[0]
     assert (replayed.status, replayed.attempts) == ("processed", 1)

@@ -40,8 +40,19 @@ class WorkingCalendar:
         # England and Wales share their bank holidays; expand=True fills years on demand.
         return holidays.country_holidays("GB", subdiv="ENG")
 
+    @cached_property
+    def _answers(self) -> dict[date, bool]:
+        return {}  # memo: the holidays look-up is slow and the same few days recur
+
     def is_working_day(self, day: date) -> bool:
-        return day.weekday() < 5 and day not in self._bank_holidays and day not in self.closure_days
+        answer = self._answers.get(day)
+        if answer is None:
+            answer = self._answers[day] = (
+                day.weekday() < 5
+                and day not in self._bank_holidays
+                and day not in self.closure_days
+            )
+        return answer
 
     def next_working_day(self, day: date) -> date:
         """The first working day strictly after `day`."""

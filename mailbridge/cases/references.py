@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 
+from sqlalchemy import bindparam
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from mailbridge.config import ReferenceFormat
-from mailbridge.store.db import insert
 from mailbridge.store.models import ReferenceCounter
 
 
@@ -18,15 +20,24 @@ def next_reference(session: Session, fmt: ReferenceFormat, year: int) -> str:
     cases at once (the second waits, then sees the first's number), and on SQLite BEGIN
     IMMEDIATE already allows one writer. A rolled-back case gives its number back.
     """
+    seq = session.execute(
+        _next_statement(session.get_bind().dialect.name),
+        {"prefix": fmt.prefix, "year": year},
+    ).scalar_one()
+    return fmt.format(year, seq)
+
+
+@cache
+def _next_statement(dialect: str):
+    """The upsert, built once per dialect: statement construction costs more than running it."""
     table = ReferenceCounter.__table__
-    stmt = (
-        insert(session, table)
-        .values(prefix=fmt.prefix, year=year, last=1)
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert
+    return (
+        insert(table)
+        .values(prefix=bindparam("prefix"), year=bindparam("year"), last=1)
         .on_conflict_do_update(index_elements=["prefix", "year"], set_={"last": table.c.last + 1})
         .returning(table.c.last)
     )
-    seq = session.execute(stmt).scalar_one()
-    return fmt.format(year, seq)
 
 
 def part_reference(parent: str, n: int) -> str:

@@ -25,6 +25,51 @@ class Route:
 NO_ROUTE = Route(None, None, "no-route")
 
 
+class Router:
+    """The directory's routing rules compiled once, and the text scanned once per message.
+
+    All DUs' keywords go into one alternation (longest first), matched as whole words against
+    the lower-cased text in a single pass; each DU's own regular expressions run after it.
+    """
+
+    def __init__(self, directory: Directory):
+        self.directory = directory
+        keywords = sorted(
+            {k.lower() for u in directory.delivery_units for k in u.keywords}, key=len, reverse=True
+        )
+        self._keywords = (
+            re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, keywords))})(?!\w)")
+            if keywords
+            else None
+        )
+        self._patterns = {
+            u.name: tuple((p, re.compile(p, re.IGNORECASE)) for p in u.patterns)
+            for u in directory.delivery_units
+        }
+
+    def route_by_text(self, subject: str, body: str, today: date) -> Route:
+        text = f"{subject}\n{body}"
+        found = set(self._keywords.findall(text.lower())) if self._keywords else set()
+        best: tuple[int, DeliveryUnit, str] | None = None
+        for unit in self.directory.delivery_units:
+            hits = [f"keyword:{k}" for k in unit.keywords if k.lower() in found]
+            hits += [f"pattern:{p}" for p, rx in self._patterns[unit.name] if rx.search(text)]
+            if hits and (best is None or len(hits) > best[0]):
+                best = (len(hits), unit, hits[0])
+        if best is None:
+            return NO_ROUTE
+        _, unit, rule = best
+        officer = lead_for(unit, self.directory, today)
+        return Route(unit.name, officer.id if officer else None, rule)
+
+    def route_to_officer(self, officer: Officer) -> Route:
+        """A cc'd enquiry addressed to a known officer is theirs: they already have it."""
+        unit = (
+            self.directory.delivery_unit(officer.delivery_unit) if officer.delivery_unit else None
+        )
+        return Route(unit.name if unit else officer.delivery_unit or None, officer.id, "cc-officer")
+
+
 def available(officer: Officer | None, today: date) -> bool:
     return bool(
         officer
@@ -35,28 +80,3 @@ def available(officer: Officer | None, today: date) -> bool:
 
 def lead_for(unit: DeliveryUnit, directory: Directory, today: date) -> Officer | None:
     return next((o for o in map(directory.officer, unit.leads) if available(o, today)), None)
-
-
-def route_by_text(subject: str, body: str, directory: Directory, today: date) -> Route:
-    text = f"{subject}\n{body}"
-    best: tuple[int, DeliveryUnit, str] | None = None
-    for unit in directory.delivery_units:
-        hits = [
-            f"keyword:{k}"
-            for k in unit.keywords
-            if re.search(rf"(?<!\w){re.escape(k)}(?!\w)", text, re.IGNORECASE)
-        ]
-        hits += [f"pattern:{p}" for p in unit.patterns if re.search(p, text, re.IGNORECASE)]
-        if hits and (best is None or len(hits) > best[0]):
-            best = (len(hits), unit, hits[0])
-    if best is None:
-        return NO_ROUTE
-    _, unit, rule = best
-    officer = lead_for(unit, directory, today)
-    return Route(unit.name, officer.id if officer else None, rule)
-
-
-def route_to_officer(officer: Officer, directory: Directory) -> Route:
-    """A cc'd enquiry addressed to a known officer is theirs: they already have it."""
-    unit = directory.delivery_unit(officer.delivery_unit) if officer.delivery_unit else None
-    return Route(unit.name if unit else officer.delivery_unit or None, officer.id, "cc-officer")

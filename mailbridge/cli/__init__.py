@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mailbridge.cli import cases, config_cmd, daemon_cmd, db_cmd, messages
+from mailbridge.cli import cases, config_cmd, daemon_cmd, db_cmd, history, messages, outbox, reports
 from mailbridge.cli.context import AppContext
 
 app = typer.Typer(
@@ -35,6 +35,10 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(cases.app, name="case")
 app.add_typer(messages.app, name="message")
+app.add_typer(outbox.app, name="outbox")
+app.add_typer(reports.app, name="report")
+app.add_typer(history.import_app, name="import")
+app.add_typer(history.export_app, name="export")
 daemon_cmd.register(app)
 
 

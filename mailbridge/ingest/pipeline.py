@@ -16,20 +16,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from typing import Any
 
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from mailbridge.cases.calendar import WorkingCalendar
 from mailbridge.cases.matching import Candidate, match_candidates
-from mailbridge.cases.routing import NO_ROUTE, Route, route_by_text, route_to_officer
+from mailbridge.cases.people import people_of
+from mailbridge.cases.routing import NO_ROUTE, Route, Router
 from mailbridge.cases.service import (
-    add_participant,
+    add_participants,
     find_case,
     open_case,
     participant_addresses,
     record_event,
+    touch_case,
 )
 from mailbridge.config import ReferenceFormat, Settings
 from mailbridge.directory import Directory
@@ -45,7 +50,7 @@ from mailbridge.ingest.classify import (
 )
 from mailbridge.ingest.parse import ParsedMessage, ParseFailed, parse
 from mailbridge.ingest.sources.base import Fetched
-from mailbridge.store.db import insert
+from mailbridge.store.db import insert_ignoring
 from mailbridge.store.models import (
     MESSAGE_FAILED,
     MESSAGE_PROCESSED,
@@ -76,6 +81,7 @@ class PipelineContext:
     references: ReferenceFormat
     calendar: WorkingCalendar
     response_days: int
+    router: Router
 
     @classmethod
     def from_settings(cls, settings: Settings, directory: Directory) -> PipelineContext:
@@ -86,6 +92,7 @@ class PipelineContext:
             references=settings.references,
             calendar=WorkingCalendar.from_settings(settings.clock),
             response_days=settings.clock.response_days,
+            router=Router(directory),
         )
 
 
@@ -103,6 +110,16 @@ class Outcome:
     action: str  # opened | attached | held | unmatched | unparseable | skipped
     reference: str | None = None
 
+
+# Statements built once (see store.db.insert_ignoring): this module runs them for every message.
+_MESSAGE = Message.__table__
+_BY_DEDUPE_KEY = select(_MESSAGE.c.id, _MESSAGE.c.status, _MESSAGE.c.sha256).where(
+    _MESSAGE.c.dedupe_key == bindparam("key")
+)
+_MESSAGE_TO_PROCESS = select(
+    _MESSAGE.c.raw, _MESSAGE.c.status, _MESSAGE.c.received_at, _MESSAGE.c.classification
+).where(_MESSAGE.c.id == bindparam("row_id"))
+_UPDATE_MESSAGE = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("row_id"))
 
 # ----- 1. persist ------------------------------------------------------------------------------
 
@@ -125,57 +142,36 @@ def dedupe_key(raw: bytes) -> tuple[str, str]:
 
 def persist_raw(session: Session, batch: list[Fetched], now: datetime) -> list[Stored]:
     """Insert the batch's raw bytes (the caller commits); duplicates map to the stored row."""
-    table = Message.__table__
     stored = []
+    conn = session.connection()
+    insert_raw = insert_ignoring(session, _MESSAGE, "dedupe_key", returning="id")
     for item in batch:
         key, sha = dedupe_key(item.raw)
-        new_id = session.execute(
-            insert(session, table)
-            .values(
-                direction="in",
-                dedupe_key=key,
-                sha256=sha,
-                size=len(item.raw),
-                raw=item.raw,
-                source=item.source,
-                source_key=item.key,
-                uidvalidity=item.uidvalidity,
-                uid=item.uid,
-                fetched_at=now,
-                received_at=item.internal_date or now,
-                status=MESSAGE_RECEIVED,
-                attempts=0,
-                held=False,
-                to=[],
-                cc=[],
-                headers={},
-                attachments=[],
-                defects=[],
-            )
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(table.c.id)
-        ).scalar_one_or_none()
+        new_id = conn.execute(
+            insert_raw,
+            {
+                "direction": "in", "dedupe_key": key, "sha256": sha, "size": len(item.raw),
+                "raw": item.raw, "source": item.source, "source_key": item.key,
+                "uidvalidity": item.uidvalidity, "uid": item.uid, "fetched_at": now,
+                "received_at": item.internal_date or now, "status": MESSAGE_RECEIVED,
+                "attempts": 0, "held": False, "to": [], "cc": [], "headers": {},
+                "attachments": [], "defects": [],
+            },
+        ).scalar_one_or_none()  # fmt: skip
         if new_id is not None:
             stored.append(Stored(item, new_id, True))
             continue
-        existing_id, status, existing_sha = session.execute(
-            select(Message.id, Message.status, Message.sha256).where(Message.dedupe_key == key)
-        ).one()
+        existing_id, status, existing_sha = conn.execute(_BY_DEDUPE_KEY, {"key": key}).one()
         log.info("duplicate of message %s (%s) from %s %s", existing_id, key, item.source, item.key)
         if sha != existing_sha:  # same Message-ID, other bytes: keep them, process nothing
-            session.execute(
-                insert(session, MessageCopy.__table__)
-                .values(
-                    message_db_id=existing_id,
-                    sha256=sha,
-                    size=len(item.raw),
-                    raw=item.raw,
-                    source=item.source,
-                    source_key=item.key,
-                    fetched_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["message_db_id", "sha256"])
-            )
+            conn.execute(
+                insert_ignoring(session, MessageCopy.__table__, "message_db_id", "sha256"),
+                {
+                    "message_db_id": existing_id, "sha256": sha, "size": len(item.raw),
+                    "raw": item.raw, "source": item.source, "source_key": item.key,
+                    "fetched_at": now,
+                },
+            )  # fmt: skip
         stored.append(Stored(item, existing_id, status == MESSAGE_RECEIVED))
     return stored
 
@@ -183,64 +179,108 @@ def persist_raw(session: Session, batch: list[Fetched], now: datetime) -> list[S
 # ----- 2. process ------------------------------------------------------------------------------
 
 
+@dataclass
+class Inbound:
+    """The stored message in hand, and the columns processing will write back to its row."""
+
+    id: int
+    raw: bytes
+    received_at: datetime
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
 def process_message(
-    session: Session, message_db_id: int, ctx: PipelineContext, now: datetime
+    session: Session,
+    message_db_id: int,
+    ctx: PipelineContext,
+    now: datetime,
+    parsed: ParsedMessage | ParseFailed | None = None,
 ) -> Outcome:
-    """Parse, classify, match and record one stored message (the caller commits)."""
-    message = session.get(Message, message_db_id)
-    if message is None or message.status == MESSAGE_PROCESSED:
-        return Outcome(message_db_id, message.classification if message else "", "skipped")
-    message.status, message.processed_at, message.error = MESSAGE_PROCESSED, now, None
+    """Parse (unless `parsed` was done ahead), classify, match and record one stored message.
+
+    The caller commits.
+    """
+    conn = session.connection()
+    row = conn.execute(_MESSAGE_TO_PROCESS, {"row_id": message_db_id}).one_or_none()
+    if row is None or row.status == MESSAGE_PROCESSED:
+        return Outcome(message_db_id, row.classification if row else "", "skipped")
+    inbound = Inbound(message_db_id, row.raw, row.received_at)
+    outcome = _process(session, inbound, ctx, now, parsed or parse_guarded(row.raw))
+    conn.execute(
+        _UPDATE_MESSAGE,
+        {"row_id": message_db_id, "status": MESSAGE_PROCESSED, "processed_at": now, "error": None}
+        | inbound.changes,
+    )
+    return outcome
+
+
+def mark_failed(session: Session, message_db_id: int, error: str) -> None:
+    """Record a processing failure on the stored message (in a fresh transaction)."""
+    session.execute(
+        update(Message)
+        .where(Message.id == message_db_id)
+        .values(status=MESSAGE_FAILED, error=error[:4000], attempts=Message.attempts + 1)
+    )
+
+
+def parse_guarded(raw: bytes) -> ParsedMessage | ParseFailed:
+    """parse() with its one expected failure returned rather than raised (picklable both ways)."""
     try:
-        parsed = parse(message.raw)
+        return parse(raw)
     except ParseFailed as exc:
-        # Kept byte-exact and shown to the team (`mailbridge message list --unparseable`).
-        message.parse_ok, message.classification, message.rule = False, UNPARSEABLE, "parse-failed"
-        message.error = str(exc)
-        log.warning("message %s could not be parsed: %s", message.id, exc)
-        return Outcome(message.id, UNPARSEABLE, "unparseable")
-    _record_parsed(message, parsed)
+        return exc
+
+
+def _process(
+    session: Session,
+    inbound: Inbound,
+    ctx: PipelineContext,
+    now: datetime,
+    parsed: ParsedMessage | ParseFailed,
+) -> Outcome:
+    if isinstance(parsed, ParseFailed):
+        # Kept byte-exact and shown to the team (`message list --classification unparseable`).
+        inbound.changes |= {"parse_ok": False, "classification": UNPARSEABLE,
+                            "rule": "parse-failed", "error": str(parsed)}  # fmt: skip
+        log.warning("message %s could not be parsed: %s", inbound.id, parsed)
+        return Outcome(inbound.id, UNPARSEABLE, "unparseable")
+    inbound.changes |= parsed_columns(parsed)
     verdict = classify(
         parsed,
         own_addresses=ctx.own_addresses,
         is_member=lambda a: ctx.directory.member_by_address(a) is not None,
     )
-    message.classification, message.rule = verdict.kind, verdict.rule
+    inbound.changes |= {"classification": verdict.kind, "rule": verdict.rule}
     found = find_case(session, match_candidates(parsed, mailbox=ctx.mailbox, fmt=ctx.references))
     if found is not None:
-        return _attach(session, message, parsed, verdict, *found, now=now, ctx=ctx)
+        return _attach(session, inbound, parsed, verdict, *found, now=now, ctx=ctx)
     if verdict.kind in MACHINE_EVENTS:
-        return Outcome(message.id, verdict.kind, "unmatched")
-    case = _open(session, message, parsed, verdict, ctx, now)
-    return Outcome(message.id, verdict.kind, "opened", case.reference)
+        return Outcome(inbound.id, verdict.kind, "unmatched")
+    case = _open(session, inbound, parsed, verdict, ctx, now)
+    return Outcome(inbound.id, verdict.kind, "opened", case.reference)
 
 
-def mark_failed(session: Session, message_db_id: int, error: str) -> None:
-    """Record a processing failure on the stored message (in a fresh transaction)."""
-    message = session.get(Message, message_db_id)
-    if message is not None:
-        message.status, message.error = MESSAGE_FAILED, error[:4000]
-        message.attempts += 1
-
-
-def _record_parsed(message: Message, parsed: ParsedMessage) -> None:
-    message.parse_ok = True
-    message.message_id = parsed.message_id
-    message.from_address = parsed.from_.email if parsed.from_ else None
-    message.from_name = parsed.from_.name if parsed.from_ else None
-    message.subject = parsed.subject
-    message.to = [[a.name, a.email] for a in parsed.to]
-    message.cc = [[a.name, a.email] for a in parsed.cc]
-    message.in_reply_to = parsed.in_reply_to[0] if parsed.in_reply_to else None
-    message.references = " ".join(parsed.references) or None
-    message.date = parsed.date
-    message.headers = parsed.headers
-    message.body_text = parsed.body_text
-    message.attachments = [
-        {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-        for a in parsed.attachments
-    ]
-    message.defects = list(parsed.defects)
+def parsed_columns(parsed: ParsedMessage) -> dict[str, Any]:
+    """What the message table keeps of a parse, beside the raw bytes."""
+    return {
+        "parse_ok": True,
+        "message_id": parsed.message_id,
+        "from_address": parsed.from_.email if parsed.from_ else None,
+        "from_name": parsed.from_.name if parsed.from_ else None,
+        "subject": parsed.subject,
+        "to": [[a.name, a.email] for a in parsed.to],
+        "cc": [[a.name, a.email] for a in parsed.cc],
+        "in_reply_to": parsed.in_reply_to[0] if parsed.in_reply_to else None,
+        "references": " ".join(parsed.references) or None,
+        "date": parsed.date,
+        "headers": parsed.headers,
+        "body_text": parsed.body_text,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+            for a in parsed.attachments
+        ],
+        "defects": list(parsed.defects),
+    }
 
 
 def _actor(address: str | None, directory: Directory) -> str:
@@ -255,7 +295,7 @@ def _actor(address: str | None, directory: Directory) -> str:
 
 def _attach(
     session: Session,
-    message: Message,
+    inbound: Inbound,
     parsed: ParsedMessage,
     verdict: Verdict,
     case: Case,
@@ -265,25 +305,18 @@ def _attach(
     ctx: PipelineContext,
 ) -> Outcome:
     """Add a message to the case it names: a reply, a bounce or an auto-reply."""
-    message.case_id = case.id
-    case.updated_at = now
-    sender = message.from_address
+    inbound.changes["case_id"] = case.id
+    touch_case(session, case.id, now)
+    sender = parsed.from_.email if parsed.from_ else None
     detail = {"from": sender, "subject": parsed.subject, "matched_by": candidate.rule}
+    event = partial(record_event, session, case.id, now, message_db_id=inbound.id)
     if verdict.kind in MACHINE_EVENTS:
         if verdict.kind == BOUNCE:
             detail |= {"status": parsed.dsn_status, "recipients": list(parsed.dsn_recipients)}
-        record_event(
-            session,
-            case,
-            now,
-            MACHINE_EVENTS[verdict.kind],
-            actor=_actor(sender, ctx.directory),
-            rule=verdict.rule,
-            detail=detail,
-            message=message,
-        )
-        return Outcome(message.id, verdict.kind, "attached", case.reference)
-    message.classification = REPLY
+        event(MACHINE_EVENTS[verdict.kind], actor=_actor(sender, ctx.directory),
+              rule=verdict.rule, detail=detail)  # fmt: skip
+        return Outcome(inbound.id, verdict.kind, "attached", case.reference)
+    inbound.changes["classification"] = REPLY
     # A reference is not a password: a stranger's message is kept but held for the team.
     known = sender and (
         sender in participant_addresses(session, case.id)
@@ -291,34 +324,17 @@ def _attach(
         or ctx.directory.officer_by_address(sender)
     )
     if not known:
-        message.held = True
-        record_event(
-            session,
-            case,
-            now,
-            "message-held",
-            actor=sender or "unknown",
-            rule="sender-not-on-case",
-            detail=detail,
-            message=message,
-        )
-        return Outcome(message.id, REPLY, "held", case.reference)
-    record_event(
-        session,
-        case,
-        now,
-        "message-received",
-        actor=_actor(sender, ctx.directory),
-        rule=candidate.rule,
-        detail=detail,
-        message=message,
-    )
-    return Outcome(message.id, REPLY, "attached", case.reference)
+        inbound.changes["held"] = True
+        event("message-held", actor=sender or "unknown", rule="sender-not-on-case", detail=detail)
+        return Outcome(inbound.id, REPLY, "held", case.reference)
+    event("message-received", actor=_actor(sender, ctx.directory), rule=candidate.rule,
+          detail=detail)  # fmt: skip
+    return Outcome(inbound.id, REPLY, "attached", case.reference)
 
 
 def _open(
     session: Session,
-    message: Message,
+    inbound: Inbound,
     parsed: ParsedMessage,
     verdict: Verdict,
     ctx: PipelineContext,
@@ -329,16 +345,15 @@ def _open(
     sender = parsed.from_.email if parsed.from_ else ""
     member = directory.member_by_address(sender) if verdict.kind != NON_MEMBER else None
     route = _route(parsed, verdict, ctx, now)
-    cc_only = any(is_own_address(a.email, ctx.own_addresses) for a in parsed.cc) and not any(
-        is_own_address(a.email, ctx.own_addresses) for a in parsed.to
-    )
+    own = partial(is_own_address, own_addresses=ctx.own_addresses)
+    cc_only = any(own(a.email) for a in parsed.cc) and not any(own(a.email) for a in parsed.to)
     status = "awaiting_response" if member and route.officer else "triage"
     case = open_case(
         session,
         fmt=ctx.references,
         calendar=ctx.calendar,
         response_days=ctx.response_days,
-        received_at=message.received_at,
+        received_at=inbound.received_at,
         now=now,
         status=status,
         origin="cc" if cc_only else "direct",
@@ -349,92 +364,21 @@ def _open(
         subject=parsed.subject,
         thread_message_id=parsed.message_id,
     )
-    message.case_id = case.id
-    actor = _actor(sender, directory)
-    record_event(
-        session,
-        case,
-        now,
-        "case-opened",
-        actor=actor,
-        rule=verdict.rule,
-        message=message,
-        detail={
-            "origin": case.origin,
-            "classification": verdict.kind,
-            "subject": parsed.subject,
-            "from": sender,
-        },
-    )
+    inbound.changes["case_id"] = case.id
+    event = partial(record_event, session, case.id, now, message_db_id=inbound.id)
+    event("case-opened", actor=_actor(sender, directory), rule=verdict.rule,
+          detail={"origin": case.origin, "classification": verdict.kind,
+                  "subject": parsed.subject, "from": sender})  # fmt: skip
     officer = directory.officer(route.officer) if route.officer else None
-    if sender:
-        add_participant(
-            session,
-            case,
-            address=sender,
-            role="member" if member else "stakeholder",
-            name=parsed.from_.name if parsed.from_ else "",
-            person=member.id if member else None,
-            now=now,
-            message=message,
-        )
-    if officer:
-        to_addresses = {a.email for a in parsed.to}
-        address = next((a for a in officer.addresses if a in to_addresses), officer.addresses[0])
-        add_participant(
-            session,
-            case,
-            address=address,
-            role="officer",
-            name=officer.name,
-            person=officer.id,
-            now=now,
-            message=message,
-        )
-    skip = set(member.addresses if member else (sender,)) | set(
-        officer.addresses if officer else ()
-    )
-    for person in (*parsed.to, *parsed.cc):
-        if (
-            person.email
-            and person.email not in skip
-            and not is_own_address(person.email, ctx.own_addresses)
-        ):
-            add_participant(
-                session,
-                case,
-                address=person.email,
-                role="stakeholder",
-                name=person.name,
-                person=_known_id(person.email, directory),
-                now=now,
-                message=message,
-            )
+    people = people_of(parsed, member, officer, directory, ctx.own_addresses)
+    add_participants(session, case.id, people, now, inbound.id)
     if route.delivery_unit or route.officer:
-        record_event(
-            session,
-            case,
-            now,
-            "assigned",
-            rule=route.rule,
-            message=message,
-            detail={"delivery_unit": route.delivery_unit, "officer": route.officer},
-        )
+        event("assigned", rule=route.rule,
+              detail={"delivery_unit": route.delivery_unit, "officer": route.officer})  # fmt: skip
     if status == "triage":
-        reason = "non-member" if member is None else route.rule
-        record_event(
-            session,
-            case,
-            now,
-            "triage",
-            rule=reason,
-            message=message,
-            detail={
-                "reason": "sender is not a member"
-                if member is None
-                else "no delivery unit or officer available"
-            },
-        )
+        reason = "sender is not a member" if member is None else "no unit or officer available"
+        event("triage", rule="non-member" if member is None else route.rule,
+              detail={"reason": reason})  # fmt: skip
     return case
 
 
@@ -445,10 +389,5 @@ def _route(parsed: ParsedMessage, verdict: Verdict, ctx: PipelineContext, now: d
     if verdict.kind == CC_ENQUIRY:
         for person in parsed.to:
             if officer := ctx.directory.officer_by_address(person.email):
-                return route_to_officer(officer, ctx.directory)
-    return route_by_text(parsed.subject, parsed.body_text, ctx.directory, today)
-
-
-def _known_id(address: str, directory: Directory) -> str | None:
-    person = directory.member_by_address(address) or directory.officer_by_address(address)
-    return person.id if person else None
+                return ctx.router.route_to_officer(officer)
+    return ctx.router.route_by_text(parsed.subject, parsed.body_text, today)

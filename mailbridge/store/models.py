@@ -29,6 +29,7 @@ CASE_STATUSES = (
 OPEN_STATUSES = CASE_STATUSES[:6]
 ORIGINS = ("direct", "cc", "forwarded", "imported")
 KINDS = ("members_enquiry", "service_request", "foi", "not_me")
+FEEDBACK = ("satisfied", "partly", "not_satisfied")  # the member's #satisfied / #partly / …
 
 # Message.status: where an inbound message is in the pipeline.
 MESSAGE_RECEIVED = "received"  # raw bytes committed, not yet processed (replayed on start)
@@ -38,7 +39,51 @@ MESSAGE_FAILED = "failed"  # processing raised; kept for the team to replay
 
 class Case(SQLModel, table=True):
     __tablename__ = "case"
-    __table_args__ = (Index("ix_case_open_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_case_open_due", "status", "due_at"),
+        # Covering indexes for the supervisor reports (mailbridge/reports): each report reads
+        # one of them from end to end instead of the wide rows, and on SQLite the leading
+        # column saves the GROUP BY a sort. The kind is last so `not_me` can be skipped.
+        Index(
+            "ix_case_report_due",
+            "due_at",
+            "resolved_at",
+            "delay_advised_at",
+            "delivery_unit",
+            "kind",
+        ),
+        Index(
+            "ix_case_report_unit_due",
+            "delivery_unit",
+            "due_at",
+            "resolved_at",
+            "delay_advised_at",
+            "kind",
+        ),
+        Index("ix_case_report_open", "resolved_at", "received_at", "delivery_unit", "kind"),
+        Index(
+            "ix_case_report_status",
+            "delivery_unit",
+            "status",
+            "received_at",
+            "first_response_at",
+            "resolved_at",
+            "closed_at",
+            "feedback",
+            "chasers_sent",
+            "escalations",
+            "kind",
+        ),
+        Index("ix_case_report_member", "member", "received_at", "kind"),
+        Index(
+            "ix_case_report_routing",
+            "first_delivery_unit",
+            "reroutes",
+            "misroute_flag_seconds",
+            "received_at",
+            "kind",
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(unique=True, max_length=40)
@@ -60,6 +105,20 @@ class Case(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    # What the reports measure beyond the timestamps. A count is NULL where it was never
+    # recorded (history imported from a CRM that did not count chasers or reroutes), so the
+    # averages leave those cases out instead of counting them as zero.
+    feedback: str | None = Field(default=None, max_length=16)  # see FEEDBACK
+    feedback_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    chasers_sent: int | None = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    escalations: int | None = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Routing: where the case was first sent, when, how often it was sent on again, and the
+    # working time (reports.definitions.working_seconds_between) from that first assignment to
+    # the first officer's #wrong-service.
+    first_delivery_unit: str | None = Field(default=None, max_length=120)
+    first_assigned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reroutes: int | None = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    misroute_flag_seconds: int | None = None
 
 
 class Message(SQLModel, table=True):
@@ -201,3 +260,30 @@ class Outbox(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = Field(sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# ----- people and units as the reports know them ----------------------------------------------
+# The directory file is the live source of members and delivery units. These tables hold the
+# ones cases refer to, so that reports can name them: today only the historical entries that
+# `mailbridge import cases` meets and the directory does not know (former councillors, DUs
+# since merged); loading the directory itself into them is a later step.
+
+
+class MemberRecord(SQLModel, table=True):
+    __tablename__ = "member"
+
+    id: str = Field(primary_key=True, max_length=120)  # the directory id, or the CRM's name
+    name: str = ""
+    ward: str = ""
+    party: str = ""
+    historical: bool = False  # known only from imported history, not from the directory
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DeliveryUnitRecord(SQLModel, table=True):
+    __tablename__ = "delivery_unit"
+
+    name: str = Field(primary_key=True, max_length=120)
+    confidential: bool = False
+    historical: bool = False
+    created_at: datetime = Field(sa_type=UTCDateTime)

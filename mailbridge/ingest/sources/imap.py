@@ -129,6 +129,7 @@ class ImapSource:
         """Log out politely; a connection that is already broken is just closed."""
         client, self._client = self._client, None
         self._selected = None
+        self._processed_ready = False
         if client is None:
             return
         try:

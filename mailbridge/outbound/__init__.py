@@ -1,0 +1,1 @@
+"""Outbound mail: rendering, recipients, composition, the outbox and its senders."""
