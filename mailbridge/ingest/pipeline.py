@@ -100,7 +100,8 @@ class PipelineContext:
 class Stored:
     fetched: Fetched
     message_db_id: int
-    needs_processing: bool  # False: a duplicate of a message already processed
+    needs_processing: bool  # False: its message is processed, or comes earlier in this batch
+    duplicate: bool = False  # the same Message-ID (or bytes) was stored before
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,9 @@ def persist_raw(session: Session, batch: list[Fetched], now: datetime) -> list[S
                     "fetched_at": now,
                 },
             )  # fmt: skip
-        stored.append(Stored(item, existing_id, status == MESSAGE_RECEIVED))
+        in_this_batch = any(earlier.message_db_id == existing_id for earlier in stored)
+        needs = status == MESSAGE_RECEIVED and not in_this_batch
+        stored.append(Stored(item, existing_id, needs, duplicate=True))
     return stored
 
 

@@ -116,7 +116,7 @@ class Runner:
             with session(self.engine) as s:
                 stored = persist_raw(s, batch, self.clock.now())
                 s.commit()
-            stats.duplicates += sum(not item.needs_processing for item in stored)
+            stats.duplicates += sum(item.duplicate for item in stored)
             todo = [item.message_db_id if item.needs_processing else None for item in stored]
             ahead = self._parse_ahead(
                 [item.fetched.raw for item in stored if item.needs_processing]
