@@ -96,7 +96,12 @@ def test_case_show_gives_the_timeline_and_every_message_with_its_id(cli):
     case = json.loads(cli("case", "show", "ME-2026-00001", "--format", "json").stdout)
     assert set(case) >= CASE_KEYS
     assert [m["id"] for m in case["messages"]] == [1]
-    assert [e["kind"] for e in case["events"]] == ["case-opened", "assigned"]
+    assert [e["kind"] for e in case["events"]] == [
+        "case-opened",
+        "assigned",
+        "email-queued",
+        "email-queued",  # the ack and the forward
+    ]
     assert "Timeline" in cli("case", "show", "me-2026-00001").stdout
 
 

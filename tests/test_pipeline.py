@@ -13,7 +13,7 @@ from mailbridge.clock import FrozenClock
 from mailbridge.daemon import build_deps, build_runner
 from mailbridge.ingest.runner import DrainStats
 from mailbridge.store.db import session
-from mailbridge.store.models import Case, Event, Message, Participant
+from mailbridge.store.models import Case, Event, Message, Outbox, Participant
 from tests.conftest import MAILBOX, deliver, make_settings
 from tests.mail import make_email
 
@@ -58,11 +58,15 @@ class Mailbox:
             return {p.address: p.role for p in rows}
 
     def events(self, case: Case) -> list[str]:
+        """The timeline's kinds, leaving out the outbox's own entries (see queued())."""
         with session(self.deps.engine) as s:
-            return [
-                e.kind
-                for e in s.exec(select(Event).where(Event.case_id == case.id).order_by(Event.id))
-            ]
+            rows = s.exec(select(Event).where(Event.case_id == case.id).order_by(Event.id))
+            return [e.kind for e in rows if e.kind != "email-queued"]
+
+    def queued(self) -> list[tuple[str, list[str], list[str]]]:
+        """(kind, to, cc) of every automatic email queued, in order."""
+        with session(self.deps.engine) as s:
+            return [(o.kind, o.to, o.cc) for o in s.exec(select(Outbox).order_by(Outbox.id))]
 
     def messages(self) -> list[Message]:
         with session(self.deps.engine) as s:
@@ -143,6 +147,7 @@ def test_replies_are_added_to_the_case_they_name_by_tag_or_by_thread(mailbox):
         "assigned",
         "message-received",
         "message-received",
+        "reply-relayed",  # the officer's answer goes on to the member and Cllr Okafor
     ]
     assert [m.classification for m in mailbox.messages()] == ["enquiry", "reply", "reply"]
 

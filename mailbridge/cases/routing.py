@@ -62,6 +62,11 @@ class Router:
         officer = lead_for(unit, self.directory, today)
         return Route(unit.name, officer.id if officer else None, rule)
 
+    def route_to_unit(self, unit: DeliveryUnit, today: date) -> Route:
+        """A case sent to a named unit (#wrong-service Highways) goes to its available lead."""
+        officer = lead_for(unit, self.directory, today)
+        return Route(unit.name, officer.id if officer else None, "named-unit")
+
     def route_to_officer(self, officer: Officer) -> Route:
         """A cc'd enquiry addressed to a known officer is theirs: they already have it."""
         unit = (

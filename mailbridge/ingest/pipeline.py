@@ -25,6 +25,8 @@ from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from mailbridge.cases.calendar import WorkingCalendar
+from mailbridge.cases.commands import new_text, read_commands
+from mailbridge.cases.conversation import handle_reply, open_cases_of
 from mailbridge.cases.matching import Candidate, match_candidates
 from mailbridge.cases.people import people_of
 from mailbridge.cases.routing import NO_ROUTE, Route, Router
@@ -50,6 +52,8 @@ from mailbridge.ingest.classify import (
 )
 from mailbridge.ingest.parse import ParsedMessage, ParseFailed, parse
 from mailbridge.ingest.sources.base import Fetched
+from mailbridge.outbound.compose import thread_under
+from mailbridge.outbound.notices import Mailer, queue_ack, queue_forward, queue_status
 from mailbridge.store.db import insert_ignoring
 from mailbridge.store.models import (
     MESSAGE_FAILED,
@@ -82,17 +86,20 @@ class PipelineContext:
     calendar: WorkingCalendar
     response_days: int
     router: Router
+    mailer: Mailer
 
     @classmethod
     def from_settings(cls, settings: Settings, directory: Directory) -> PipelineContext:
+        calendar = WorkingCalendar.from_settings(settings.clock)
         return cls(
             mailbox=settings.mailbox_address,
             own_addresses=settings.own_addresses,
             directory=directory,
             references=settings.references,
-            calendar=WorkingCalendar.from_settings(settings.clock),
+            calendar=calendar,
             response_days=settings.clock.response_days,
             router=Router(directory),
+            mailer=Mailer.from_settings(settings, directory, calendar),
         )
 
 
@@ -151,14 +158,27 @@ def persist_raw(session: Session, batch: list[Fetched], now: datetime) -> list[S
         new_id = conn.execute(
             insert_raw,
             {
-                "direction": "in", "dedupe_key": key, "sha256": sha, "size": len(item.raw),
-                "raw": item.raw, "source": item.source, "source_key": item.key,
-                "uidvalidity": item.uidvalidity, "uid": item.uid, "fetched_at": now,
-                "received_at": item.internal_date or now, "status": MESSAGE_RECEIVED,
-                "attempts": 0, "held": False, "to": [], "cc": [], "headers": {},
-                "attachments": [], "defects": [],
+                "direction": "in",
+                "dedupe_key": key,
+                "sha256": sha,
+                "size": len(item.raw),
+                "raw": item.raw,
+                "source": item.source,
+                "source_key": item.key,
+                "uidvalidity": item.uidvalidity,
+                "uid": item.uid,
+                "fetched_at": now,
+                "received_at": item.internal_date or now,
+                "status": MESSAGE_RECEIVED,
+                "attempts": 0,
+                "held": False,
+                "to": [],
+                "cc": [],
+                "headers": {},
+                "attachments": [],
+                "defects": [],
             },
-        ).scalar_one_or_none()  # fmt: skip
+        ).scalar_one_or_none()
         if new_id is not None:
             stored.append(Stored(item, new_id, True))
             continue
@@ -168,11 +188,15 @@ def persist_raw(session: Session, batch: list[Fetched], now: datetime) -> list[S
             conn.execute(
                 insert_ignoring(session, MessageCopy.__table__, "message_db_id", "sha256"),
                 {
-                    "message_db_id": existing_id, "sha256": sha, "size": len(item.raw),
-                    "raw": item.raw, "source": item.source, "source_key": item.key,
+                    "message_db_id": existing_id,
+                    "sha256": sha,
+                    "size": len(item.raw),
+                    "raw": item.raw,
+                    "source": item.source,
+                    "source_key": item.key,
                     "fetched_at": now,
                 },
-            )  # fmt: skip
+            )
         in_this_batch = any(earlier.message_db_id == existing_id for earlier in stored)
         needs = status == MESSAGE_RECEIVED and not in_this_batch
         stored.append(Stored(item, existing_id, needs, duplicate=True))
@@ -190,6 +214,10 @@ class Inbound:
     raw: bytes
     received_at: datetime
     changes: dict[str, Any] = field(default_factory=dict)
+
+    def as_message(self) -> Message:
+        """A detached Message of what this run knows, for composing the emails it causes."""
+        return Message(id=self.id, raw=self.raw, received_at=self.received_at, **self.changes)
 
 
 def process_message(
@@ -243,8 +271,12 @@ def _process(
 ) -> Outcome:
     if isinstance(parsed, ParseFailed):
         # Kept byte-exact and shown to the team (`message list --classification unparseable`).
-        inbound.changes |= {"parse_ok": False, "classification": UNPARSEABLE,
-                            "rule": "parse-failed", "error": str(parsed)}  # fmt: skip
+        inbound.changes |= {
+            "parse_ok": False,
+            "classification": UNPARSEABLE,
+            "rule": "parse-failed",
+            "error": str(parsed),
+        }
         log.warning("message %s could not be parsed: %s", inbound.id, parsed)
         return Outcome(inbound.id, UNPARSEABLE, "unparseable")
     inbound.changes |= parsed_columns(parsed)
@@ -259,6 +291,18 @@ def _process(
         return _attach(session, inbound, parsed, verdict, *found, now=now, ctx=ctx)
     if verdict.kind in MACHINE_EVENTS:
         return Outcome(inbound.id, verdict.kind, "unmatched")
+    member = ctx.directory.member_by_address(parsed.from_.email) if parsed.from_ else None
+    if member and verdict.kind != NON_MEMBER and _asks_status_only(parsed):
+        queue_status(
+            session,
+            ctx.mailer,
+            to=parsed.from_.email,
+            member_name=member.name,
+            cases=open_cases_of(session, member.id),
+            inbound=inbound.as_message(),
+            now=now,
+        )
+        return Outcome(inbound.id, verdict.kind, "status")
     case = _open(session, inbound, parsed, verdict, ctx, now)
     return Outcome(inbound.id, verdict.kind, "opened", case.reference)
 
@@ -316,8 +360,12 @@ def _attach(
     if verdict.kind in MACHINE_EVENTS:
         if verdict.kind == BOUNCE:
             detail |= {"status": parsed.dsn_status, "recipients": list(parsed.dsn_recipients)}
-        event(MACHINE_EVENTS[verdict.kind], actor=_actor(sender, ctx.directory),
-              rule=verdict.rule, detail=detail)  # fmt: skip
+        event(
+            MACHINE_EVENTS[verdict.kind],
+            actor=_actor(sender, ctx.directory),
+            rule=verdict.rule,
+            detail=detail,
+        )
         return Outcome(inbound.id, verdict.kind, "attached", case.reference)
     inbound.changes["classification"] = REPLY
     # A reference is not a password: a stranger's message is kept but held for the team.
@@ -330,9 +378,11 @@ def _attach(
         inbound.changes["held"] = True
         event("message-held", actor=sender or "unknown", rule="sender-not-on-case", detail=detail)
         return Outcome(inbound.id, REPLY, "held", case.reference)
-    event("message-received", actor=_actor(sender, ctx.directory), rule=candidate.rule,
-          detail=detail)  # fmt: skip
-    return Outcome(inbound.id, REPLY, "attached", case.reference)
+    event(
+        "message-received", actor=_actor(sender, ctx.directory), rule=candidate.rule, detail=detail
+    )
+    done = handle_reply(session, ctx.mailer, ctx.router, case, inbound.as_message(), now)
+    return Outcome(inbound.id, REPLY, "+".join(["attached", *done]), case.reference)
 
 
 def _open(
@@ -366,23 +416,54 @@ def _open(
         officer=route.officer,
         subject=parsed.subject,
         thread_message_id=parsed.message_id,
+        first_delivery_unit=route.delivery_unit,
+        first_assigned_at=inbound.received_at if route.delivery_unit else None,
     )
     inbound.changes["case_id"] = case.id
     event = partial(record_event, session, case.id, now, message_db_id=inbound.id)
-    event("case-opened", actor=_actor(sender, directory), rule=verdict.rule,
-          detail={"origin": case.origin, "classification": verdict.kind,
-                  "subject": parsed.subject, "from": sender})  # fmt: skip
+    event(
+        "case-opened",
+        actor=_actor(sender, directory),
+        rule=verdict.rule,
+        detail={
+            "origin": case.origin,
+            "classification": verdict.kind,
+            "subject": parsed.subject,
+            "from": sender,
+        },
+    )
     officer = directory.officer(route.officer) if route.officer else None
     people = people_of(parsed, member, officer, directory, ctx.own_addresses)
     add_participants(session, case.id, people, now, inbound.id)
     if route.delivery_unit or route.officer:
-        event("assigned", rule=route.rule,
-              detail={"delivery_unit": route.delivery_unit, "officer": route.officer})  # fmt: skip
+        event(
+            "assigned",
+            rule=route.rule,
+            detail={"delivery_unit": route.delivery_unit, "officer": route.officer},
+        )
     if status == "triage":
         reason = "sender is not a member" if member is None else "no unit or officer available"
-        event("triage", rule="non-member" if member is None else route.rule,
-              detail={"reason": reason})  # fmt: skip
+        event(
+            "triage", rule="non-member" if member is None else route.rule, detail={"reason": reason}
+        )
+    if member is not None:  # never to a non-member, a bounce or an auto-reply: no mail loops
+        thread = thread_under(parsed.message_id, parsed.references)
+        queue_ack(session, ctx.mailer, case, now, thread=thread)
+        if case.origin == "direct":  # a cc'd officer already has the member's email
+            queue_forward(session, ctx.mailer, case, inbound.as_message(), now)
     return case
+
+
+def _asks_status_only(parsed: ParsedMessage) -> bool:
+    """A new email that is nothing but `#status`: answered, not opened as a case."""
+    commands, rejected = read_commands(parsed.body_text)
+    words = new_text(parsed.body_text).split()
+    return (
+        bool(commands)
+        and not rejected
+        and all(c.name == "status" for c in commands)
+        and (len(words) <= 2 * len(commands))
+    )
 
 
 def _route(parsed: ParsedMessage, verdict: Verdict, ctx: PipelineContext, now: datetime) -> Route:

@@ -13,10 +13,10 @@ A period (--from/--to) selects cases by the local date they were received.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailbridge.cases.calendar import WorkingCalendar
@@ -258,7 +258,7 @@ def feedback(
             given("partly").label("partly"),
             given("not_satisfied").label("not_satisfied"),
         )
-        .where(and_(counted(C.resolved_at.is_not(None), *in_period(calendar, period))))
+        .where(counted(C.resolved_at.is_not(None), *in_period(calendar, period)))
         .group_by(C.delivery_unit)
     )
     keys = ("resolved", "responses", "satisfied", "partly", "not_satisfied")
@@ -284,7 +284,3 @@ def _feedback_row(unit: str, counts: Mapping[str, Any], keys: Sequence[str]) -> 
     row = {"delivery_unit": unit, **{k: counts.get(k) or 0 for k in keys}}
     with_percentages(row, "resolved", ("responses",))
     return with_percentages(row, "responses", ("satisfied", "partly", "not_satisfied"))
-
-
-def today_in(calendar: WorkingCalendar, now: datetime) -> date:
-    return calendar.local(now).date()

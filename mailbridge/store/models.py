@@ -7,10 +7,10 @@ by the database rather than remembered by the code.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from mailbridge.store.types import JSONType, RawBytes, UTCDateTime
@@ -119,6 +119,12 @@ class Case(SQLModel, table=True):
     first_assigned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     reroutes: int | None = Field(default=0, sa_column_kwargs={"server_default": "0"})
     misroute_flag_seconds: int | None = None
+    # The conversation (DESIGN §4 commands): what the officer and the member said by email.
+    nocopy: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    budget: str | None = Field(default=None, max_length=3)  # "yes" | "no" (#budget)
+    target_date: date | None = None  # the new date of the latest #delay
+    scheduled_for: date | None = None  # #scheduled
+    scheduled_what: str | None = None
 
 
 class Message(SQLModel, table=True):
@@ -136,8 +142,8 @@ class Message(SQLModel, table=True):
     raw: bytes = Field(sa_column=Column(RawBytes, nullable=False))
     source: str = Field(default="", max_length=200)  # "imap:INBOX", "maildir:var/inbox", "cli"
     source_key: str = Field(default="", max_length=400)  # UID or Maildir file name
-    uidvalidity: int | None = None
-    uid: int | None = None
+    uidvalidity: int | None = Field(default=None, sa_type=BigInteger)  # IMAP: up to 2**32 - 1
+    uid: int | None = Field(default=None, sa_type=BigInteger)
     fetched_at: datetime = Field(sa_type=UTCDateTime)
     # When it reached the mailbox (IMAP INTERNALDATE, Maildir delivery time): the clock's start.
     received_at: datetime = Field(sa_type=UTCDateTime)
@@ -223,8 +229,8 @@ class MailboxCursor(SQLModel, table=True):
     __tablename__ = "mailbox_cursor"
 
     folder: str = Field(primary_key=True, max_length=400)  # "<user>@<host>/<folder>"
-    uidvalidity: int
-    last_uid: int = 0
+    uidvalidity: int = Field(sa_type=BigInteger)  # IMAP numbers are unsigned 32-bit
+    last_uid: int = Field(default=0, sa_type=BigInteger)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 

@@ -1,0 +1,305 @@
+"""What a person's reply on a case does: commands obeyed, the officer's answer relayed,
+the member's follow-up passed to the officer (DESIGN §3–4).
+
+A service: it changes the case, writes the timeline and queues email in the caller's
+transaction, with `now` passed in. Commands count only from the people they belong to —
+officer commands from officers of the case's delivery unit, member commands from its
+member; anyone else's are recorded and ignored. Unknown or malformed ones get the help reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from sqlmodel import Session, select
+
+from mailbridge.cases.commands import (
+    FEEDBACK,
+    MEMBER_COMMANDS,
+    OFFICER_COMMANDS,
+    Command,
+    allowed,
+    new_text,
+    read_commands,
+)
+from mailbridge.cases.routing import Router
+from mailbridge.cases.service import record_event
+from mailbridge.outbound.notices import (
+    Mailer,
+    queue_forward,
+    queue_help,
+    queue_notice,
+    queue_relay,
+    queue_status,
+)
+from mailbridge.reports.definitions import working_seconds_between
+from mailbridge.store.models import OPEN_STATUSES, Case, Message
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """Who wrote the reply, as far as this case is concerned."""
+
+    address: str
+    actor: str  # "officer:o-singh", "member:cllr-patel", or the address
+    is_case_officer: bool
+    is_case_member: bool
+
+
+def speaker_of(address: str, case: Case, mailer: Mailer) -> Speaker:
+    directory = mailer.directory
+    officer = directory.officer_by_address(address)
+    member = directory.member_by_address(address)
+    case_officer = bool(
+        officer
+        and (
+            officer.id == case.officer
+            or (
+                case.delivery_unit
+                and officer.delivery_unit
+                and officer.delivery_unit.casefold() == case.delivery_unit.casefold()
+            )
+        )
+    )
+    actor = f"officer:{officer.id}" if officer else f"member:{member.id}" if member else address
+    return Speaker(address, actor, case_officer, bool(member and member.id == case.member))
+
+
+def handle_reply(
+    session: Session,
+    mailer: Mailer,
+    router: Router,
+    case: Case,
+    inbound: Message,
+    now: datetime,
+) -> list[str]:
+    """Act on a reply already attached to `case`; returns what was done, for the log."""
+    speaker = speaker_of(inbound.from_address or "", case, mailer)
+    event = partial(
+        record_event, session, case.id, now, actor=speaker.actor, message_db_id=inbound.id
+    )
+    commands, rejected = read_commands(inbound.body_text or "")
+    done: list[str] = []
+    if rejected:
+        event("commands-rejected", detail={"lines": [r.line for r in rejected]})
+        queue_help(
+            session,
+            mailer,
+            to=speaker.address,
+            case=case,
+            rejected=rejected,
+            inbound=inbound,
+            now=now,
+        )
+        done.append("help")
+    obeyed = []
+    for command in commands:
+        if allowed(
+            command, is_case_officer=speaker.is_case_officer, is_case_member=speaker.is_case_member
+        ):
+            obeyed.append(command)
+        else:
+            event("command-ignored", rule="not-theirs", detail={"line": command.line})
+    for command in obeyed:
+        _apply(session, mailer, router, case, command, inbound, now, event)
+        done.append(command.name)
+    names = {c.name for c in obeyed}
+    text = _without_commands(new_text(inbound.body_text or ""))
+    if speaker.is_case_officer:
+        _officer_reply(session, mailer, case, inbound, now, names, obeyed, text, event, done)
+    elif speaker.is_case_member and text and not names & {"satisfied", "not-satisfied"}:
+        officer = mailer.directory.officer(case.officer) if case.officer else None
+        already = {a for _, a in (*inbound.to, *inbound.cc)}
+        if officer and not already & set(officer.addresses):
+            queue_forward(session, mailer, case, inbound, now, followup=True)
+            done.append("followup")
+    return done
+
+
+def _officer_reply(session, mailer, case, inbound, now, names, obeyed, text, event, done) -> None:
+    """Relay the officer's words unless they are internal; notices for bare commands."""
+    by_name = {c.name: c for c in obeyed}
+    internal = bool(names & {"note", "private"})
+    if text and not internal:
+        resolving = "resolved" in names
+        queue_relay(
+            session,
+            mailer,
+            case,
+            inbound,
+            now,
+            reply_text=text,
+            parent=session.get(Case, case.parent_id) if case.parent_id else None,
+            parent_enquiry=_parent_enquiry(session, case),
+            delay=by_name.get("delay"),
+            scheduled=by_name.get("scheduled"),
+            budget=case.budget if "budget" in names else None,
+            feedback_links=mailer.feedback_links(case.reference) if resolving else None,
+        )
+        case.first_response_at = case.first_response_at or now
+        event("reply-relayed", rule="officer-reply")
+        done.append("relay")
+        return
+    # Nothing to relay (a bare command, or an internal note): the member still hears of a
+    # delay, scheduled work, a budget implication or the resolution, each once.
+    key = f"{case.reference}:{inbound.id}"
+    if "delay" in names:
+        command = by_name["delay"]
+        queue_notice(
+            session,
+            mailer,
+            case,
+            "delay",
+            dedupe_key=f"delay:{key}",
+            now=now,
+            on_date=command.on_date,
+            reason=command.text,
+        )
+    if "scheduled" in names:
+        command = by_name["scheduled"]
+        queue_notice(
+            session,
+            mailer,
+            case,
+            "scheduled",
+            dedupe_key=f"scheduled:{key}",
+            now=now,
+            on_date=command.on_date,
+            what=command.text,
+        )
+    if "resolved" in names:
+        queue_notice(session, mailer, case, "resolved", dedupe_key=f"resolved:{key}", now=now)
+    elif "budget" in names and not names & {"delay", "scheduled"}:
+        queue_notice(session, mailer, case, "budget", dedupe_key=f"budget:{key}", now=now)
+
+
+def _apply(session, mailer, router, case, command: Command, inbound, now, event) -> None:
+    """One obeyed command's change to the case, with its timeline entry."""
+    name = command.name
+    if name == "delay":
+        case.status, case.target_date = "delay_advised", command.on_date
+        case.delay_advised_at = case.delay_advised_at or now
+        case.first_response_at = case.first_response_at or now  # a delay notice is a response
+        event("delay-advised", detail={"date": command.on_date.isoformat(), "reason": command.text})
+    elif name == "scheduled":
+        case.status, case.scheduled_for = "work_scheduled", command.on_date
+        case.scheduled_what = command.text or None
+        event("work-scheduled", detail={"date": command.on_date.isoformat(), "what": command.text})
+    elif name == "resolved":
+        case.status, case.resolved_at = "resolved", inbound.received_at
+        case.first_response_at = case.first_response_at or now
+        event("resolved")
+    elif name == "budget":
+        case.budget = command.choice
+        event("budget-recorded", detail={"budget": command.choice})
+    elif name == "wrong-service":
+        _reroute(session, mailer, router, case, command, inbound, now, event)
+    elif name in ("note", "private"):
+        event("internal-note", detail={"text": command.text})
+    elif name in FEEDBACK:
+        case.feedback, case.feedback_at = FEEDBACK[name], now
+        if name == "partly":
+            case.status = "awaiting_response"  # kept open for the officer to follow up
+        else:
+            case.status, case.closed_at = "closed", now
+        event("feedback", detail={"feedback": FEEDBACK[name], "comment": command.text})
+    elif name == "nocopy":
+        case.nocopy = True
+        event("nocopy", detail={})
+    elif name == "status":
+        _status(session, mailer, case, command, inbound, now)
+        event("status-requested", detail={"reference": command.choice or case.reference})
+    case.updated_at = now
+
+
+def _reroute(session, mailer, router, case, command, inbound, now, event) -> None:
+    """#wrong-service: on to the named DU's lead, or back to triage. Not first time right."""
+    target = mailer.directory.delivery_unit(command.choice) if command.choice else None
+    previous = (case.delivery_unit, case.officer)
+    if case.misroute_flag_seconds is None and case.first_assigned_at:
+        case.misroute_flag_seconds = working_seconds_between(
+            mailer.calendar, case.first_assigned_at, inbound.received_at
+        )
+    case.reroutes = (case.reroutes or 0) + 1
+    if target is None:
+        case.status, case.delivery_unit, case.officer = "triage", None, None
+        event(
+            "misrouted",
+            rule="wrong-service",
+            detail={"from": previous, "to": None, "asked_for": command.choice},
+        )
+        return
+    route = router.route_to_unit(target, mailer.calendar.local(now).date())
+    case.delivery_unit, case.officer = route.delivery_unit, route.officer
+    case.status = "awaiting_response" if route.officer else "triage"
+    event(
+        "misrouted",
+        rule="wrong-service",
+        detail={"from": previous, "to": [route.delivery_unit, route.officer]},
+    )
+    original = session.exec(
+        select(Message).where(Message.message_id == case.thread_message_id)
+    ).first()
+    if route.officer and original is not None:  # the new officer gets the enquiry and its history
+        queue_forward(
+            session,
+            mailer,
+            case,
+            original,
+            now,
+            rerouted_from=previous[0] or "triage",
+            dedupe_key=f"reroute:{case.reference}:{inbound.id}",
+        )
+
+
+def _status(session, mailer, case, command, inbound, now) -> None:
+    asked = command.choice.upper() if command.choice else None
+    if asked and asked != case.reference:
+        cases = list(
+            session.exec(select(Case).where(Case.reference == asked, Case.member == case.member))
+        )
+    else:
+        cases = [case]
+    queue_status(
+        session,
+        mailer,
+        to=inbound.from_address or "",
+        member_name=mailer.member_name(case),
+        cases=cases,
+        inbound=inbound,
+        now=now,
+    )
+
+
+def open_cases_of(session: Session, member_id: str) -> list[Case]:
+    return list(
+        session.exec(
+            select(Case)
+            .where(Case.member == member_id, Case.status.in_(OPEN_STATUSES))
+            .order_by(Case.received_at)
+        )
+    )
+
+
+def _parent_enquiry(session: Session, case: Case) -> str:
+    """For a part, the originating enquiry's text: the email trail the relay quotes."""
+    if not case.parent_id:
+        return ""
+    parent = session.get(Case, case.parent_id)
+    body = session.exec(
+        select(Message.body_text).where(Message.message_id == parent.thread_message_id)
+    ).first()
+    return body or ""
+
+
+def _without_commands(text: str) -> str:
+    """The reply's own words: command lines taken out, surrounding blank lines trimmed."""
+    known = OFFICER_COMMANDS | MEMBER_COMMANDS
+    kept = [
+        line
+        for line in text.split("\n")
+        if not (line.strip().startswith("#") and line.strip()[1:].split(" ")[0].lower() in known)
+    ]
+    return "\n".join(kept).strip()
