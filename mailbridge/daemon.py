@@ -79,12 +79,22 @@ def flush_once(deps: Deps) -> FlushStats:
     )
 
 
-def start_sender(deps: Deps, stop: threading.Event) -> threading.Thread:
+def start_sender(
+    deps: Deps, stop: threading.Event, wake: threading.Event | None = None
+) -> threading.Thread:
     """The outbox sender beside the ingest loop, in its own thread with its own event loop."""
     policy = deps.settings.outbox_policy
     thread = threading.Thread(
         target=run_sender,
-        args=(deps.engine, build_delivery(deps), deps.clock, policy, stop, policy.flush_seconds),
+        args=(
+            deps.engine,
+            build_delivery(deps),
+            deps.clock,
+            policy,
+            stop,
+            policy.flush_seconds,
+            wake,
+        ),
         name="outbox-sender",
     )
     thread.start()
@@ -105,6 +115,7 @@ def run(deps: Deps) -> None:
     """The daemon: runs until SIGTERM/SIGINT, finishing the message in hand before it exits."""
     stop = _stop_on_signals()
     runner = build_runner(deps, stop)
+    runner.committed = threading.Event()  # rings the sender's doorbell after each batch
     log.info(
         "mailbridge started: source %s, outbox %s, database %s, mailbox %s",
         deps.settings.source.endpoint.redacted(),
@@ -112,7 +123,7 @@ def run(deps: Deps) -> None:
         deps.engine.url.render_as_string(),
         deps.settings.mailbox_address,
     )
-    sender = start_sender(deps, stop)
+    sender = start_sender(deps, stop, runner.committed)
     try:
         runner.run_forever()
     finally:

@@ -127,12 +127,18 @@ def test_every_bad_row_is_reported_with_its_line_and_column(mailbridge, engine, 
     assert count(engine, Case) == 0
 
 
-def test_a_reference_already_stored_is_a_bad_row(mailbridge, engine, tmp_path):
+def test_a_reference_already_stored_is_a_bad_row_listed_with_the_others(
+    mailbridge, engine, tmp_path
+):
     mailbridge("import", "cases", write(tmp_path, history(3)))
-    rows = history(5)
-    path = write(tmp_path, rows[2:], name="more.csv")
-    errors = mailbridge("import", "cases", path, code=1).stderr
-    assert f"{path}:2: reference: ME-2020-00003 is already stored" in errors
+    rows = history(5)[2:]
+    rows[1][1] = ""
+    path = write(tmp_path, rows, name="more.csv")
+    errors = mailbridge("import", "cases", path, code=1).stderr.splitlines()
+    assert errors[:2] == [
+        f"{path}:2: reference: ME-2020-00003 is already stored",
+        f"{path}:3: received_at: is required",
+    ]
     assert count(engine, Case) == 3
 
 

@@ -105,7 +105,8 @@ def import_cases(
         for names, noun in ((result.new_members, "member"), (result.new_units, "delivery unit"))
         if names
     ]
-    recorded = f"; not in the directory, recorded as historical: {', '.join(historical)}"
+    done = "would be recorded" if dry_run else "recorded"
+    recorded = f"; not in the directory, {done} as historical: {', '.join(historical)}"
     note = recorded if historical else ""
     if dry_run:
         typer.echo(f"{file}: {result.rows} cases, all good; nothing imported (--dry-run){note}")

@@ -64,8 +64,7 @@ class Importer:
             rules = Rules(self.calendar, self.response_days, now)
             checked = read_case_file(str(path), text, rules, members, units, tick)
             result.rows = checked.rows
-            if not checked.errors:
-                _check_store(conn, checked)
+            _check_store(conn, checked)  # with the row errors, so the listing has them all
             result.errors = sorted(checked.errors, key=lambda e: (e.line, e.column))
             result.new_members, result.new_units = sorted(members.new), sorted(units.new)
             conn.rollback()

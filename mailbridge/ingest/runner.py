@@ -67,6 +67,7 @@ class Runner:
         self.stop = stop or threading.Event()
         self.keep_outcomes = keep_outcomes
         self._parser: ProcessPoolExecutor | None = None
+        self.committed: threading.Event | None = None  # set after each commit, if given
 
     def close(self) -> None:
         """Release the source and the parse worker."""
@@ -171,6 +172,8 @@ class Runner:
                     outcome.reference or "",
                 )
             s.commit()
+        if self.committed is not None and handled:
+            self.committed.set()
         return handled
 
     def run_forever(self) -> None:

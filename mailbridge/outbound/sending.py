@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -196,13 +197,17 @@ def run_sender(
     policy: OutboxPolicy,
     stop: threading.Event,
     interval: float,
+    wake: threading.Event | None = None,
 ) -> None:
     """The daemon's sender: flush every `interval` seconds until `stop`; run it in a thread.
 
     It has its own event loop, so aiosmtplib never meets the ingest thread. A database or
     mail-server outage slows it down (doubling pauses up to 5 minutes), never kills it.
+    `wake`, set by the ingest loop when it commits, starts a flush at once: acknowledgements
+    go out within moments of the email arriving rather than at the next tick.
     """
-    asyncio.run(_sender_loop(engine, delivery, clock, policy, stop, interval))
+    wake = wake or threading.Event()
+    asyncio.run(_sender_loop(engine, delivery, clock, policy, stop, interval, wake))
 
 
 async def _sender_loop(
@@ -212,6 +217,7 @@ async def _sender_loop(
     policy: OutboxPolicy,
     stop: threading.Event,
     interval: float,
+    wake: threading.Event,
 ) -> None:
     pause = interval
     while not stop.is_set():
@@ -223,5 +229,14 @@ async def _sender_loop(
         except Exception:
             pause = min(max(pause * 2, interval), OUTAGE_BACKOFF_MAX)
             log.exception("outbox: flush failed; trying again in %.0f s", pause)
-        await asyncio.to_thread(stop.wait, pause)
+        await _nap(stop, wake, pause)
     log.info("outbox sender stopped")
+
+
+async def _nap(stop: threading.Event, wake: threading.Event, seconds: float) -> None:
+    """Sleep `seconds`, or until woken; notice `stop` within a second, even in a long back-off."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+        if await asyncio.to_thread(wake.wait, min(left, 1.0)):
+            wake.clear()
+            return

@@ -13,7 +13,7 @@ A period (--from/--to) selects cases by the local date they were received.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, case, func, select
@@ -101,8 +101,7 @@ def status_summary(
     groups: dict[str, dict[str, Any]] = {}
     earliest = _earliest_received(conn, where)
     if earliest is not None:
-        first = earliest.astimezone(UTC).date() - timedelta(days=1)
-        with working_days(conn, calendar, first, now.astimezone(UTC).date() + timedelta(1)) as wd:
+        with working_days(conn, calendar, earliest, now) as wd:
             received = wd.at(C.received_at)
             responded = wd.at(C.first_response_at)
             resolved = wd.at(C.resolved_at)

@@ -18,7 +18,7 @@ counted as right first time. Likewise chasers per case skips cases whose count i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, case, func, select
@@ -91,9 +91,7 @@ def routing(
 
     earliest = conn.execute(select(func.min(C.received_at)).where(counted(*where))).scalar()
     if earliest is not None:
-        first_day = earliest.astimezone(UTC).date() - timedelta(days=1)
-        last_day = now.astimezone(UTC).date() + timedelta(days=1)
-        with working_days(conn, calendar, first_day, last_day) as wd:
+        with working_days(conn, calendar, earliest, now) as wd:
             received, closed = wd.at(C.received_at), wd.at(C.closed_at)
             to_close = wd.between(received, closed)
             stmt = (
