@@ -117,7 +117,7 @@ def test_an_officers_reply_reaches_the_member_and_every_person_copied_in_once_in
     council.send(enquiry())
     council.officer_replies("The bags will be cleared on Thursday.")
     for person in (PATEL, OKAFOR, MOSS, RESIDENT):
-        relays = [m for m in council.inbox(person) if "cleared on Thursday" in str(m)]
+        relays = [m for m in council.inbox(person) if "cleared on Thursday" in text_of(m)]
         assert len(relays) == 1, person
         assert relays[0]["In-Reply-To"] == ORIGINAL
         assert ORIGINAL in relays[0]["References"]
@@ -128,24 +128,24 @@ def test_an_officer_who_replied_to_all_is_not_duplicated(council):
     council.send(enquiry())
     council.officer_replies("Cleared today.", to=(PATEL,), cc=(MAILBOX, OKAFOR, MOSS, RESIDENT))
     for person in (PATEL, OKAFOR, MOSS, RESIDENT):
-        assert not [m for m in council.inbox(person) if "Cleared today" in str(m)], person
+        assert not [m for m in council.inbox(person) if "Cleared today" in text_of(m)], person
     assert "reply-relayed" in council.timeline()
 
 
 def test_a_confidential_unit_answers_the_member_alone(council):
     council.send(enquiry("Damp and mould in my flat", body="Tenancy problem"))
     council.officer_replies("We will inspect on Monday.", sender=KHAN)
-    assert [m for m in council.inbox(PATEL) if "inspect on Monday" in str(m)]
+    assert [m for m in council.inbox(PATEL) if "inspect on Monday" in text_of(m)]
     for person in (OKAFOR, MOSS, RESIDENT):
-        assert not [m for m in council.inbox(person) if "inspect on Monday" in str(m)]
+        assert not [m for m in council.inbox(person) if "inspect on Monday" in text_of(m)]
 
 
 def test_after_nocopy_only_the_member_hears_back(council):
     council.send(enquiry())
     council.send(make_email(PATEL, [MAILBOX], "Re: [ME-2026-00001]", "#nocopy\n"))
     council.officer_replies("Cleared.")
-    assert [m for m in council.inbox(PATEL) if "Cleared." in str(m)]
-    assert not [m for m in council.inbox(OKAFOR) if "Cleared." in str(m)]
+    assert [m for m in council.inbox(PATEL) if "Cleared." in text_of(m)]
+    assert not [m for m in council.inbox(OKAFOR) if "Cleared." in text_of(m)]
 
 
 def test_a_cc_case_is_not_forwarded_and_the_officers_reply_all_is_its_response(council):
@@ -166,7 +166,7 @@ def test_a_cc_case_is_not_forwarded_and_the_officers_reply_all_is_its_response(c
     )
     case = council.case()
     assert case.origin == "cc" and case.first_response_at is not None
-    assert not [m for m in council.inbox(OKAFOR) if "Collected" in str(m)]  # already had it
+    assert not [m for m in council.inbox(OKAFOR) if "Collected" in text_of(m)]  # already had it
 
 
 def test_officer_commands_change_the_case_and_tell_the_member(council):
@@ -174,17 +174,17 @@ def test_officer_commands_change_the_case_and_tell_the_member(council):
     council.officer_replies("#delay 2026-12-11 waiting for the contractor")
     case = council.case()
     assert (case.status, str(case.target_date)) == ("delay_advised", "2026-12-11")
-    [notice] = [m for m in council.inbox(PATEL) if "delay" in str(m).lower()]
+    [notice] = [m for m in council.inbox(PATEL) if "delay" in text_of(m).lower()]
     assert "Friday 11 December" in notice.get_body(("plain",)).get_content()
     council.officer_replies("#scheduled 2026-12-14 clearance crew booked\n#budget no")
     assert (council.case().status, council.case().budget) == ("work_scheduled", "no")
     council.officer_replies("All cleared, thank you.\n#resolved")
     case = council.case()
     assert case.status == "resolved" and case.resolved_at is not None
-    [final] = [m for m in council.inbox(OKAFOR) if "All cleared" in str(m)]
+    [final] = [m for m in council.inbox(OKAFOR) if "All cleared" in text_of(m)]
     assert "#satisfied" in final.get_body(("plain",)).get_content()  # feedback links
     council.officer_replies("#note spoke to the resident\n\nInternal only, do not send.")
-    assert not [m for m in council.inbox(PATEL) if "Internal only" in str(m)]
+    assert not [m for m in council.inbox(PATEL) if "Internal only" in text_of(m)]
     assert "internal-note" in council.timeline()
 
 
@@ -261,7 +261,7 @@ def test_a_part_names_its_originating_case_and_quotes_the_trail(council):
             )
         s.commit()
     council.send(make_email(WALSH, [MAILBOX], "Re: [ME-2026-00001-1]", "The pothole is filled."))
-    [relay] = [m for m in council.inbox(OKAFOR) if "pothole is filled" in str(m)]
+    [relay] = [m for m in council.inbox(OKAFOR) if "pothole is filled" in text_of(m)]
     text = relay.get_body(("plain",)).get_content()
     assert "ME-2026-00001" in text and "Bags dumped." in text
     assert relay["In-Reply-To"] == ORIGINAL

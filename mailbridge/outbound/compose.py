@@ -15,13 +15,22 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.encoders import encode_base64
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.message import MIMEMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, make_msgid
 
 from mailbridge.ingest.classify import OWN_HEADER
 from mailbridge.outbound.render import Rendered
 
 REFERENCES_KEPT = 20  # the root and the last 19, as mail clients do
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable in any mail source view, unlike base64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -92,14 +101,28 @@ def compose(
     auto_submitted: str = "auto-replied",
     attachments: Sequence[Attachment] = (),
     original: bytes | None = None,
-) -> EmailMessage:
-    """A complete message, ready for the outbox."""
-    msg = EmailMessage()
-    msg["From"] = formataddr((clean_header(from_name), from_address))
+) -> Message:
+    """A complete message, ready for the outbox.
+
+    Built with the compat32 MIME classes: the modern header registry re-parses every header
+    on each set and get, which made composing cost more than the whole inbound pipeline.
+    """
+    text = MIMEText(body.text, "plain", _UTF8)
+    content: Message = text
+    if body.html:
+        content = MIMEMultipart("alternative", _subparts=[text, MIMEText(body.html, "html", _UTF8)])
+    if attachments or original is not None:
+        parts = [content, *(_attachment(a) for a in attachments)]
+        if original is not None:
+            parts.append(_original(original))
+        content = MIMEMultipart("mixed", _subparts=parts)
+    msg = content
+    msg["From"] = formataddr((clean_header(from_name), from_address), charset="utf-8")
     msg["To"] = ", ".join(to)
     if cc:
         msg["Cc"] = ", ".join(cc)
-    msg["Subject"] = clean_header(subject)
+    clean_subject = clean_header(subject)
+    msg["Subject"] = clean_subject if clean_subject.isascii() else Header(clean_subject, "utf-8")
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
     if thread.in_reply_to:
@@ -110,26 +133,32 @@ def compose(
     msg["Auto-Submitted"] = auto_submitted  # RFC 3834: auto-replied / auto-generated
     msg["X-Auto-Response-Suppress"] = "All"  # Exchange: no out-of-office or receipts to us
     msg[OWN_HEADER] = reference or "1"
-    msg.set_content(body.text)
-    if body.html:
-        msg.add_alternative(body.html, subtype="html")
-    for item in attachments:
-        maintype, _, subtype = item.content_type.partition("/")
-        msg.add_attachment(item.data, maintype=maintype or "application",
-                           subtype=subtype or "octet-stream", filename=item.filename)  # fmt: skip
-    if original is not None:
-        _attach_original(msg, original)
     return msg
 
 
-def _attach_original(msg: EmailMessage, raw: bytes) -> None:
-    """The inbound email itself, as message/rfc822, so its attachments travel with it."""
-    try:
-        inner = email.message_from_bytes(raw, policy=email.policy.default)
-        msg.add_attachment(inner, filename="enquiry.eml")
-    except Exception:  # a message too broken to re-serialise still goes, as opaque bytes
-        msg.add_attachment(raw, maintype="application", subtype="octet-stream",
-                           filename="enquiry.eml")  # fmt: skip
+def _attachment(item: Attachment) -> Message:
+    maintype, _, subtype = item.content_type.partition("/")
+    part = MIMEBase(maintype or "application", subtype or "octet-stream")
+    part.set_payload(item.data)
+    encode_base64(part)
+    part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", item.filename))
+    return part
+
+
+def _original(raw: bytes) -> Message:
+    """The inbound email itself, as message/rfc822, so its attachments travel with it.
+
+    An ASCII original goes in as text, written out as it came (line ends becoming CRLF): no
+    re-parsing and re-folding of its headers. One with raw 8-bit bytes is parsed with
+    compat32, which writes those bytes back unchanged.
+    """
+    if raw.isascii():
+        part = MIMEBase("message", "rfc822")
+        part.set_payload(raw.decode("ascii"))
+    else:
+        part = MIMEMessage(email.message_from_bytes(raw))
+    part.add_header("Content-Disposition", "attachment", filename="enquiry.eml")
+    return part
 
 
 def attachments_of(raw: bytes) -> list[Attachment]:

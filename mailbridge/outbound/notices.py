@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from mailbridge.cases.calendar import WorkingCalendar
@@ -406,9 +407,11 @@ def queue_relay(
 
 
 def _stakeholders(session: Session, case: Case) -> list[str]:
-    rows = session.exec(
-        select(Participant.address).where(
-            Participant.case_id == case.id, Participant.role == "stakeholder"
-        )
-    )
-    return list(rows.all())
+    return list(session.connection().execute(_STAKEHOLDERS, {"case_row": case.id}).scalars())
+
+
+_STAKEHOLDERS = (  # built once: every acknowledgement and forward asks it
+    select(Participant.address)
+    .where(Participant.case_id == bindparam("case_row"), Participant.role == "stakeholder")
+    .order_by(Participant.id)
+)

@@ -26,11 +26,10 @@ and into a file outbox's .eml, so what the team downloads is what was sent.
 
 from __future__ import annotations
 
-import email.policy
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.utils import getaddresses
 from typing import Any
 
@@ -39,7 +38,7 @@ from sqlmodel import Session, select
 
 from mailbridge.cases.service import SYSTEM, record_event
 from mailbridge.ingest.classify import is_own_address
-from mailbridge.store.db import insert
+from mailbridge.store.db import insert_ignoring
 from mailbridge.store.models import Case, Outbox
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ def enqueue(
     *,
     kind: str,
     dedupe_key: str,
-    message: EmailMessage,
+    message: Message,
     now: datetime,
     case_id: int | None = None,
     own_addresses: frozenset[str] = frozenset(),
@@ -92,30 +91,26 @@ def enqueue(
         raise ValueError(f"{dedupe_key}: refusing to send to our own mailbox ({', '.join(ours)})")
     # A Message-ID already queued under another dedupe key is a caller's bug: it raises
     # IntegrityError rather than being silently dropped.
-    stmt = (
-        insert(session, Outbox.__table__)
-        .values(
-            case_id=case_id,
-            kind=kind,
-            dedupe_key=dedupe_key,
-            message_id=message_id,
-            to=to,
-            cc=cc,
-            subject=str(message.get("Subject") or ""),
-            raw=message.as_bytes(policy=email.policy.SMTP),
-            status=PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(Outbox.__table__.c.id)
-    )
-    new_id = session.execute(stmt).scalar_one_or_none()
+    values = {
+        "case_id": case_id,
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "message_id": message_id,
+        "to": to,
+        "cc": cc,
+        "subject": str(message.get("Subject") or ""),
+        # Serialised in the policy family it was built with, with SMTP's CRLF line ends.
+        "raw": message.as_bytes(policy=message.policy.clone(linesep="\r\n")),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    stmt = insert_ignoring(session, Outbox.__table__, "dedupe_key", returning="id")
+    new_id = session.connection().execute(stmt, values).scalar_one_or_none()
     if new_id is None:
         return None
-    row = session.get(Outbox, new_id)
-    assert row is not None
+    row = Outbox(id=new_id, **values)  # a detached snapshot: no need to read back what we wrote
     _event(session, row, now, "email-queued", {"to": to, "cc": cc})
     return row
 

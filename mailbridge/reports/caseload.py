@@ -20,25 +20,19 @@ from sqlalchemy import Connection, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailbridge.cases.calendar import WorkingCalendar
-from mailbridge.reports.definitions import (
-    TOTAL,
-    Bands,
-    Period,
-    bounds,
-    one_place,
-    past_due_threshold,
-)
+from mailbridge.reports.definitions import TOTAL, Bands, Period, one_place, past_due_threshold
+from mailbridge.reports.measures import Measures, unit_measures
 from mailbridge.reports.report import (
-    CASE,
     C,
     Report,
     add_counts,
     counted,
+    in_period,
+    period_title,
     unit_name,
     unit_order,
     with_percentages,
 )
-from mailbridge.reports.workdays import working_days
 from mailbridge.store.models import OPEN_STATUSES
 from mailbridge.store.models import MemberRecord as _MemberRecord
 
@@ -55,7 +49,7 @@ STATUS_COLUMNS = (
     "avg_working_days_to_resolution",
     "past_due_over_5_working_days",
 )
-_STATUS_SUMS = ("total", "to_first", "n_first", "to_resolved", "n_resolved")
+_STATUS_SUMS = ("to_first", "n_first", "to_resolved", "n_resolved")
 MEMBER_COLUMNS = ("band", "members", "requests", "highest_member", "highest_requests")
 MEMBER_DETAIL_COLUMNS = ("member", "name", "ward", "requests", "band")
 FEEDBACK_COLUMNS = (
@@ -72,60 +66,27 @@ FEEDBACK_COLUMNS = (
 )
 
 
-def in_period(calendar: WorkingCalendar, period: Period | None) -> list[ColumnElement[bool]]:
-    if period is None:
-        return []
-    start, end = bounds(calendar, period)
-    return [C.received_at >= start, C.received_at < end]
-
-
-def period_title(title: str, period: Period | None) -> str:
-    if period is None:
-        return f"{title}, all cases"
-    return f"{title}, received {period.first:%d %b %Y} to {period.last:%d %b %Y}"
-
-
-def _earliest_received(conn: Connection, where: list[ColumnElement[bool]]) -> datetime | None:
-    return conn.execute(select(func.min(C.received_at)).where(counted(*where))).scalar()
-
-
 def status_summary(
     conn: Connection,
     calendar: WorkingCalendar,
     now: datetime,
     period: Period | None = None,
     units: Sequence[str] = (),
+    measures: Measures | None = None,
 ) -> Report:
-    """Cases by where they are now, the average working days to respond, and the late ones."""
+    """Cases by where they are now, the average working days to respond, and the late ones.
+
+    `measures` (from measures.unit_measures, with the first and resolved spans) saves the
+    pass over the cases when the caller already has them.
+    """
     where = in_period(calendar, period)
+    if measures is None:
+        measures = unit_measures(conn, calendar, now, period, ("first", "resolved"))
     groups: dict[str, dict[str, Any]] = {}
-    earliest = _earliest_received(conn, where)
-    if earliest is not None:
-        with working_days(conn, calendar, earliest, now) as wd:
-            received = wd.at(C.received_at)
-            responded = wd.at(C.first_response_at)
-            resolved = wd.at(C.resolved_at)
-            to_first = wd.between(received, responded)
-            to_resolved = wd.between(received, resolved)
-            joined = wd.join(CASE, received, responded, resolved)
-            stmt = (
-                select(
-                    C.delivery_unit,
-                    C.status,
-                    func.count().label("total"),
-                    func.sum(to_first).label("to_first"),
-                    func.count(C.first_response_at).label("n_first"),
-                    func.sum(to_resolved).label("to_resolved"),
-                    func.count(C.resolved_at).label("n_resolved"),
-                )
-                .select_from(joined)
-                .where(counted(*where))
-                .group_by(C.delivery_unit, C.status)
-            )
-            for row in conn.execute(stmt).mappings():
-                unit = groups.setdefault(unit_name(row["delivery_unit"]), {})
-                add_counts(unit, row, _STATUS_SUMS)
-                add_counts(unit, {_status_column(row["status"]): row["total"]}, STATUS_COLUMNS[1:5])
+    for (unit, status), figures in measures.items():
+        counts = groups.setdefault(unit_name(unit), {})
+        add_counts(counts, figures, _STATUS_SUMS)
+        add_counts(counts, {_status_column(status): figures["cases"]}, STATUS_COLUMNS[1:5])
     threshold = past_due_threshold(calendar, calendar.local(now).date(), PAST_DUE_DAYS)
     late = (
         select(C.delivery_unit, func.count().label("n"))

@@ -20,6 +20,7 @@ from mailbridge.cases.calendar import WorkingCalendar
 from mailbridge.reports import caseload, performance, routing
 from mailbridge.reports.charts import Chart, grouped_bars, line_chart, stacked_bars
 from mailbridge.reports.definitions import AGE_BUCKETS, Bands, Period, financial_year_label
+from mailbridge.reports.measures import unit_measures
 from mailbridge.reports.report import Report
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -102,10 +103,13 @@ def build_pack(
     for fy in range(financial_year_of(first), financial_year_of(last) + 1):
         quarters = performance.quarters(conn, calendar, fy, last, units)
         pack.sections.append(Section(_by_quarter(quarters), chart=_quarter_chart(quarters, fy)))
-    pack.sections.append(Section(caseload.status_summary(conn, calendar, now, period, units)))
+    shared = unit_measures(conn, calendar, now, period)  # one pass for status and routing
+    pack.sections.append(
+        Section(caseload.status_summary(conn, calendar, now, period, units, shared))
+    )
     pack.sections.append(Section(caseload.members(conn, calendar, members or {}, period, bands)))
     pack.sections.append(Section(caseload.feedback(conn, calendar, period, units)))
-    pack.sections.append(Section(routing.routing(conn, calendar, now, period, units)))
+    pack.sections.append(Section(routing.routing(conn, calendar, now, period, units, shared)))
     return pack
 
 

@@ -9,7 +9,15 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_
 
-from mailbridge.reports.definitions import NOT_COUNTED_KINDS, TOTAL, UNASSIGNED, pct
+from mailbridge.cases.calendar import WorkingCalendar
+from mailbridge.reports.definitions import (
+    NOT_COUNTED_KINDS,
+    TOTAL,
+    UNASSIGNED,
+    Period,
+    bounds,
+    pct,
+)
 from mailbridge.store.models import Case
 
 CASE = Case.__table__
@@ -42,6 +50,20 @@ class Report:
 def counted(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
     """Every case the reports count: all but those that are not Members' Enquiries at all."""
     return and_(C.kind.not_in(NOT_COUNTED_KINDS), *conditions)
+
+
+def in_period(calendar: WorkingCalendar, period: Period | None) -> list[ColumnElement[bool]]:
+    """Cases received on the local dates of `period` (all cases for None)."""
+    if period is None:
+        return []
+    start, end = bounds(calendar, period)
+    return [C.received_at >= start, C.received_at < end]
+
+
+def period_title(title: str, period: Period | None) -> str:
+    if period is None:
+        return f"{title}, all cases"
+    return f"{title}, received {period.first:%d %b %Y} to {period.last:%d %b %Y}"
 
 
 def unit_name(value: str | None) -> str:

@@ -25,19 +25,19 @@ from sqlalchemy import Connection, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailbridge.cases.calendar import WorkingCalendar
-from mailbridge.reports.caseload import in_period, period_title
 from mailbridge.reports.definitions import TOTAL, Period, one_place
+from mailbridge.reports.measures import Measures, unit_measures
 from mailbridge.reports.report import (
-    CASE,
     C,
     Report,
     add_counts,
     counted,
+    in_period,
+    period_title,
     unit_name,
     unit_order,
     with_percentages,
 )
-from mailbridge.reports.workdays import working_days
 
 ROUTING_COLUMNS = (
     "delivery_unit",
@@ -53,7 +53,7 @@ ROUTING_COLUMNS = (
     "avg_working_days_to_close",
 )
 _FIRST = ("assigned_first", "first_time_right", "rerouted", "reroutes")
-_NOW = ("cases", "chasers", "n_chasers", "escalations", "n_escalations", "to_close", "n_close")
+_NOW = ("cases", "chasers", "n_chasers", "escalations", "n_escalations", "to_closed", "n_closed")
 
 
 def _sum_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -66,7 +66,9 @@ def routing(
     now: datetime,
     period: Period | None = None,
     units: Sequence[str] = (),
+    measures: Measures | None = None,
 ) -> Report:
+    """The routing table; `measures` (with the closed span) as for caseload.status_summary."""
     where = in_period(calendar, period)
     groups: dict[str, dict[str, Any]] = {}
     routed = counted(C.first_delivery_unit.is_not(None), C.reroutes.is_not(None), *where)
@@ -89,28 +91,10 @@ def routing(
         if unit != TOTAL:
             groups.setdefault(unit, {})["median"] = seconds
 
-    earliest = conn.execute(select(func.min(C.received_at)).where(counted(*where))).scalar()
-    if earliest is not None:
-        with working_days(conn, calendar, earliest, now) as wd:
-            received, closed = wd.at(C.received_at), wd.at(C.closed_at)
-            to_close = wd.between(received, closed)
-            stmt = (
-                select(
-                    C.delivery_unit,
-                    func.count().label("cases"),
-                    func.sum(C.chasers_sent).label("chasers"),
-                    func.count(C.chasers_sent).label("n_chasers"),
-                    func.sum(C.escalations).label("escalations"),
-                    func.count(C.escalations).label("n_escalations"),
-                    func.sum(to_close).label("to_close"),
-                    func.count(C.closed_at).label("n_close"),
-                )
-                .select_from(wd.join(CASE, received, closed))
-                .where(counted(*where))
-                .group_by(C.delivery_unit)
-            )
-            for row in conn.execute(stmt).mappings():
-                add_counts(groups.setdefault(unit_name(row["delivery_unit"]), {}), row, _NOW)
+    if measures is None:
+        measures = unit_measures(conn, calendar, now, period, ("closed",))
+    for (unit, _), figures in measures.items():
+        add_counts(groups.setdefault(unit_name(unit), {}), figures, _NOW)
 
     rows, total = [], {}
     for unit in unit_order([*units, *groups]):
@@ -119,7 +103,9 @@ def routing(
         rows.append(_row(unit, counts))
     total["median"] = medians.get(TOTAL)
     rows.append(_row(TOTAL, total))
-    return Report("routing", period_title("Routing and chasing", period), ROUTING_COLUMNS, rows)
+    return Report(
+        "routing", period_title("Routing and chasing", period), ROUTING_COLUMNS, tuple(rows)
+    )
 
 
 def _row(unit: str, counts: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +116,7 @@ def _row(unit: str, counts: dict[str, Any]) -> dict[str, Any]:
     for out, total, n in (
         ("chasers_per_case", "chasers", "n_chasers"),
         ("escalations_per_case", "escalations", "n_escalations"),
-        ("avg_working_days_to_close", "to_close", "n_close"),
+        ("avg_working_days_to_close", "to_closed", "n_closed"),
     ):
         row[out] = one_place(counts[total] / counts[n]) if counts.get(n) else None
     return row
