@@ -221,22 +221,15 @@ class Inbound:
 
 
 def process_message(
-    session: Session,
-    message_db_id: int,
-    ctx: PipelineContext,
-    now: datetime,
-    parsed: ParsedMessage | ParseFailed | None = None,
+    session: Session, message_db_id: int, ctx: PipelineContext, now: datetime
 ) -> Outcome:
-    """Parse (unless `parsed` was done ahead), classify, match and record one stored message.
-
-    The caller commits.
-    """
+    """Parse, classify, match and record one stored message (the caller commits)."""
     conn = session.connection()
     row = conn.execute(_MESSAGE_TO_PROCESS, {"row_id": message_db_id}).one_or_none()
     if row is None or row.status == MESSAGE_PROCESSED:
         return Outcome(message_db_id, row.classification if row else "", "skipped")
     inbound = Inbound(message_db_id, row.raw, row.received_at)
-    outcome = _process(session, inbound, ctx, now, parsed or parse_guarded(row.raw))
+    outcome = _process(session, inbound, ctx, now, parse_guarded(row.raw))
     conn.execute(
         _UPDATE_MESSAGE,
         {"row_id": message_db_id, "status": MESSAGE_PROCESSED, "processed_at": now, "error": None}
@@ -255,7 +248,7 @@ def mark_failed(session: Session, message_db_id: int, error: str) -> None:
 
 
 def parse_guarded(raw: bytes) -> ParsedMessage | ParseFailed:
-    """parse() with its one expected failure returned rather than raised (picklable both ways)."""
+    """parse() with its one expected failure returned rather than raised."""
     try:
         return parse(raw)
     except ParseFailed as exc:

@@ -9,25 +9,18 @@ messages, so the message in hand is always finished.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import threading
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import zip_longest
 
 from sqlalchemy import Engine
 from sqlmodel import select
 
 from mailbridge.clock import Clock
-from mailbridge.ingest.parse import ParsedMessage, ParseFailed
 from mailbridge.ingest.pipeline import (
     Outcome,
     PipelineContext,
     mark_failed,
-    parse_guarded,
     persist_raw,
     process_message,
 )
@@ -39,9 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # a message that failed this often waits for `mailbridge message replay`
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
-# Parsing is pure and costs about as much as all the SQL of a message: on a backlog, one worker
-# process parses ahead while this process writes. A trickle of mail is parsed inline.
-PARSE_AHEAD_FROM = 16
 
 
 @dataclass
@@ -66,32 +56,10 @@ class Runner:
         self.engine, self.source, self.ctx, self.clock = engine, source, ctx, clock
         self.stop = stop or threading.Event()
         self.keep_outcomes = keep_outcomes
-        self._parser: ProcessPoolExecutor | None = None
         self.committed: threading.Event | None = None  # set after each commit, if given
 
     def close(self) -> None:
-        """Release the source and the parse worker."""
         self.source.close()
-        if self._parser is not None:
-            self._parser.shutdown(cancel_futures=True)
-            self._parser = None
-
-    def _parse_ahead(self, raws: list[bytes]) -> Iterator[ParsedMessage | ParseFailed | None]:
-        """Parsed messages in order, computed by the worker ahead of their use (None: inline)."""
-        if len(raws) < PARSE_AHEAD_FROM or (os.cpu_count() or 1) < 2:
-            return iter([None] * len(raws))
-        if self._parser is None:
-            # spawn, not fork: the daemon has other threads, and fork would copy their locks.
-            self._parser = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        return self._guarded(self._parser.map(parse_guarded, raws, chunksize=8))
-
-    def _guarded(self, results: Iterator[ParsedMessage | ParseFailed]) -> Iterator:
-        """Pass results on; if the worker dies, the rest are parsed inline (None)."""
-        try:
-            yield from results
-        except BrokenProcessPool:
-            log.warning("the parse worker died; parsing inline")
-            self._parser = None
 
     def replay_pending(self, stats: DrainStats | None = None) -> DrainStats:
         """Process stored messages a crash left unprocessed, and failures not yet retried enough."""
@@ -119,22 +87,13 @@ class Runner:
                 s.commit()
             stats.duplicates += sum(item.duplicate for item in stored)
             todo = [item.message_db_id if item.needs_processing else None for item in stored]
-            ahead = self._parse_ahead(
-                [item.fetched.raw for item in stored if item.needs_processing]
-            )
-            parsed = (next(ahead, None) if item.needs_processing else None for item in stored)
-            done = self.process(todo, stats, parsed)
+            done = self.process(todo, stats)
             self.source.acknowledge([item.fetched for item in stored[:done]])
             if self.stop.is_set():
                 break
         return stats
 
-    def process(
-        self,
-        message_ids: Iterable[int | None],
-        stats: DrainStats,
-        parsed: Iterable[ParsedMessage | ParseFailed | None] = (),
-    ) -> int:
+    def process(self, message_ids: Iterable[int | None], stats: DrainStats) -> int:
         """Process messages (None: nothing to do); returns how many were handled.
 
         Each message is its own unit, a SAVEPOINT: its case changes apply whole or not at all,
@@ -145,7 +104,7 @@ class Runner:
         """
         handled = 0
         with session(self.engine) as s:
-            for message_db_id, ready in zip_longest(message_ids, parsed):
+            for message_db_id in message_ids:
                 if self.stop.is_set():
                     break
                 handled += 1
@@ -153,9 +112,7 @@ class Runner:
                     continue
                 try:
                     with s.begin_nested():
-                        outcome = process_message(
-                            s, message_db_id, self.ctx, self.clock.now(), ready
-                        )
+                        outcome = process_message(s, message_db_id, self.ctx, self.clock.now())
                 except Exception as exc:  # one bad message must never stop the daemon
                     log.exception("message %s failed; kept for replay", message_db_id)
                     mark_failed(s, message_db_id, f"{type(exc).__name__}: {exc}")
