@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
+from tests.certs import make_self_signed
+
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
 USER_POOL = 64
@@ -238,32 +240,7 @@ class Dovecot:
         return self.root / "cert.pem"
 
     def _make_certificate(self) -> None:
-        # The SAN must name the IP: Python checks the host name against subjectAltName only.
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                f"/CN={self.host}",
-                "-addext",
-                f"subjectAltName=IP:{self.host}",
-                "-keyout",
-                str(self.root / "key.pem"),
-                "-out",
-                str(self.cert),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
+        make_self_signed(self.root, self.host)
 
     def log(self) -> str:
         """The server's log so far, for failure messages."""

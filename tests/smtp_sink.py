@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 import tempfile
 import threading
 import warnings
@@ -26,6 +25,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.certs import make_self_signed
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -215,31 +216,7 @@ class SmtpSink:
         return AuthResult(success=ok, handled=False)
 
     def _make_certificate(self) -> None:
-        # The SAN must name the IP: Python checks the host name against subjectAltName only.
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-                "-keyout",
-                str(self._dir / "key.pem"),
-                "-out",
-                str(self.cert),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        make_self_signed(self._dir)
 
 
 @pytest.fixture

@@ -4,16 +4,15 @@ reply could ever be acknowledged, even if every sender were a member (the worst 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mailbridge.ingest.classify import AUTO_REPLY, BOUNCE, classify
-from mailbridge.ingest.parse import ParsedMessage, ParseFailed, parse
+from mailbridge.ingest.parse import ParseFailed, parse
+from tests.storable import storable
 
 pytestmark = pytest.mark.unit
 
@@ -63,33 +62,6 @@ def manifest() -> list[dict[str, str]]:
         pytest.skip(f"no corpus at {CORPUS} (set MAILBRIDGE_CORPUS)")
     with path.open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f, delimiter="\t"))
-
-
-def strings(value: object) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from strings(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from strings(item)
-    elif dataclasses.is_dataclass(value):
-        for f in dataclasses.fields(value):
-            yield from strings(getattr(value, f.name))
-
-
-def storable(msg: ParsedMessage) -> bool:
-    """What SQLite and PostgreSQL text columns accept: valid UTF-8, no NUL."""
-    for text in strings(msg):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        if "\x00" in text:
-            return False
-    return True
 
 
 def test_every_corpus_message_parses_or_fails_cleanly_and_no_machine_mail_passes() -> None:

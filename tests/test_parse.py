@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from mailbridge.ingest.parse import Address, Attachment, ParsedMessage, ParseFailed, parse
+from tests.storable import storable
 
 pytestmark = pytest.mark.unit
 
@@ -27,26 +26,8 @@ def raw(text: str, *, eol: str = "\n") -> bytes:
     return text.replace("\n", eol).encode("utf-8")
 
 
-def strings(value: object) -> Iterator[str]:
-    """Every str inside a ParsedMessage, to check none would break a database text column."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from strings(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from strings(item)
-    elif dataclasses.is_dataclass(value):
-        for f in dataclasses.fields(value):
-            yield from strings(getattr(value, f.name))
-
-
 def assert_storable(msg: ParsedMessage) -> None:
-    for text in strings(msg):
-        text.encode("utf-8")  # raises on a lone surrogate
-        assert "\x00" not in text
+    assert storable(msg), "a lone surrogate or a NUL would break a database text column"
 
 
 # -- the ordinary case, whatever the line endings --------------------------------------------
