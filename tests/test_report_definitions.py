@@ -15,7 +15,6 @@ from mailbridge.reports.definitions import (
     months,
     past_due_threshold,
     pct,
-    working_seconds_between,
 )
 from mailbridge.reports.workdays import utc_days
 from tests.test_report_support import CAL, london
@@ -95,15 +94,15 @@ def test_a_percentage_of_nothing_is_empty_not_zero():
 
 def test_working_time_leaves_out_evenings_only_on_non_working_days():
     friday_4pm, monday_10am = london(2026, 11, 27, 16), london(2026, 11, 30, 10)
-    assert working_seconds_between(CAL, friday_4pm, monday_10am) == 18 * 3600
+    assert CAL.working_seconds_between(friday_4pm, monday_10am) == 18 * 3600
 
 
 def test_working_time_skips_bank_holidays():
     # Thursday 24 December 16:00 to Tuesday 29 December 09:00: Christmas Day (Friday), the
     # weekend and the Boxing Day substitute (Monday 28th) do not count.
     start, end = london(2026, 12, 24, 16), london(2026, 12, 29, 9)
-    assert working_seconds_between(CAL, start, end) == (8 + 9) * 3600
-    assert working_seconds_between(CAL, end, start) == 0
+    assert CAL.working_seconds_between(start, end) == (8 + 9) * 3600
+    assert CAL.working_seconds_between(end, start) == 0
 
 
 @pytest.mark.parametrize(

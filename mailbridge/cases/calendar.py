@@ -78,6 +78,27 @@ class WorkingCalendar:
             return self.next_working_day(day)
         return day
 
+    def start_of_day(self, day: date) -> datetime:
+        """Local midnight at the start of `day`, as a UTC instant."""
+        return datetime.combine(day, time(0), tzinfo=self.zone).astimezone(UTC)
+
+    def working_seconds_between(self, start: datetime, end: datetime) -> int:
+        """Seconds of [start, end) that fall on working days, in local time.
+
+        The measure behind "time for an officer to flag a misroute" (Case.misroute_flag_seconds):
+        an evening, weekend or bank holiday does not count against the officer, so a case sent
+        at 16:00 on Friday and flagged at 10:00 on Monday took 18 working hours.
+        """
+        total = 0
+        day, last = self.local(start).date(), self.local(end).date()
+        while start < end and day <= last:
+            if self.is_working_day(day):
+                lo = max(start, self.start_of_day(day))
+                hi = min(end, self.start_of_day(day + timedelta(days=1)))
+                total += max(0, int((hi - lo).total_seconds()))
+            day += timedelta(days=1)
+        return total
+
     def at_cutoff(self, day: date) -> datetime:
         """The cut-off time on `day`, in UTC (zoneinfo resolves BST/GMT for that date)."""
         return datetime.combine(day, self.cutoff, tzinfo=self.zone).astimezone(UTC)

@@ -34,7 +34,6 @@ from mailbridge.outbound.notices import (
     queue_relay,
     queue_status,
 )
-from mailbridge.reports.definitions import working_seconds_between
 from mailbridge.store.models import OPEN_STATUSES, Case, Message
 
 
@@ -219,8 +218,8 @@ def _reroute(session, mailer, router, case, command, inbound, now, event) -> Non
     target = mailer.directory.delivery_unit(command.choice) if command.choice else None
     previous = (case.delivery_unit, case.officer)
     if case.misroute_flag_seconds is None and case.first_assigned_at:
-        case.misroute_flag_seconds = working_seconds_between(
-            mailer.calendar, case.first_assigned_at, inbound.received_at
+        case.misroute_flag_seconds = mailer.calendar.working_seconds_between(
+            case.first_assigned_at, inbound.received_at
         )
     case.reroutes = (case.reroutes or 0) + 1
     if target is None:

@@ -47,7 +47,7 @@ def case_list(
     filters = CaseFilter(
         status=status, delivery_unit=du, member=member, origin=origin, overdue=overdue, limit=limit
     )
-    with session(ctx.obj.engine) as s:
+    with session(ctx.obj.reader) as s:
         rows = list_cases(s, filters, SystemClock().now())
     if fmt is Format.json:
         emit_json(rows)
@@ -65,7 +65,7 @@ def case_show(
 
     Example: mailbridge case show ME-2026-00123
     """
-    with session(ctx.obj.engine) as s:
+    with session(ctx.obj.reader) as s:
         detail = case_detail(s, reference, SystemClock().now())
     if detail is None:
         raise fail(f"no case {reference}")

@@ -31,6 +31,11 @@ class AppContext:
     def engine(self) -> Engine:
         return make_engine(self.settings.database_url)
 
+    @cached_property
+    def reader(self) -> Engine:
+        """For commands that only read: they never hold the SQLite write lock."""
+        return make_engine(self.settings.database_url, read_only=True)
+
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print an error to stderr and return the Exit to raise."""

@@ -24,7 +24,6 @@ from mailbridge.clock import SystemClock
 from mailbridge.directory import load_directory
 from mailbridge.history.exporter import case_rows, write_csv, write_json
 from mailbridge.history.importer import Importer
-from mailbridge.reports.definitions import start_of_day
 
 import_app = typer.Typer(no_args_is_help=True, help="Bring history in: cases from the old CRM.")
 export_app = typer.Typer(no_args_is_help=True, help="Take cases out, in the import file's columns.")
@@ -139,12 +138,12 @@ def export_cases(
     """
     calendar = WorkingCalendar.from_settings(ctx.obj.settings.clock)
     try:
-        start = start_of_day(calendar, date.fromisoformat(first)) if first else None
-        end = start_of_day(calendar, date.fromisoformat(last) + timedelta(days=1)) if last else None
+        start = calendar.start_of_day(date.fromisoformat(first)) if first else None
+        end = calendar.start_of_day(date.fromisoformat(last) + timedelta(days=1)) if last else None
     except ValueError:
         raise fail("--from/--to: expected dates such as 2026-03-31") from None
     write = write_json if fmt is ExportFormat.json else write_csv
-    with ctx.obj.engine.connect() as conn:
+    with ctx.obj.reader.connect() as conn:
         rows = case_rows(conn, calendar.zone, start, end)
         if output is None:
             count = write(rows, sys.stdout)

@@ -28,7 +28,7 @@ def message_show(
 
     Example: mailbridge message show 42 --raw > original.eml
     """
-    with session(ctx.obj.engine) as s:
+    with session(ctx.obj.reader) as s:
         message = s.get(Message, message_id)
     if message is None:
         raise fail(f"no message {message_id}")
@@ -75,7 +75,7 @@ def message_list(
         stmt = stmt.where(Message.case_id.is_(None))
     if held:
         stmt = stmt.where(Message.held.is_(True))
-    with session(ctx.obj.engine) as s:
+    with session(ctx.obj.reader) as s:
         rows = [message_summary(m) for m in s.exec(stmt)]
     if fmt is Format.json:
         emit_json(rows)

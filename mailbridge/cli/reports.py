@@ -65,7 +65,7 @@ def _units(ctx: typer.Context) -> list[str]:
 @contextmanager
 def _connection(ctx: typer.Context) -> Iterator[tuple[Connection, WorkingCalendar]]:
     calendar = WorkingCalendar.from_settings(ctx.obj.settings.clock)
-    with ctx.obj.engine.connect() as conn:
+    with ctx.obj.reader.connect() as conn:
         try:
             yield conn, calendar
         finally:

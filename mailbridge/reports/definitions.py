@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from mailbridge.cases.calendar import WorkingCalendar
@@ -33,15 +33,10 @@ class Period:
             raise ValueError(f"{self.label}: {self.last} is before {self.first}")
 
 
-def start_of_day(calendar: WorkingCalendar, day: date) -> datetime:
-    """Local midnight at the start of `day`, as a UTC instant."""
-    return datetime.combine(day, time(0), tzinfo=calendar.zone).astimezone(UTC)
-
-
 def bounds(calendar: WorkingCalendar, period: Period) -> tuple[datetime, datetime]:
     """The half-open UTC interval [start of first day, start of the day after the last)."""
-    return start_of_day(calendar, period.first), start_of_day(
-        calendar, period.last + timedelta(days=1)
+    return calendar.start_of_day(period.first), calendar.start_of_day(
+        period.last + timedelta(days=1)
     )
 
 
@@ -158,26 +153,4 @@ def past_due_threshold(calendar: WorkingCalendar, today: date, working_days: int
         day -= timedelta(days=1)
         while not calendar.is_working_day(day):
             day -= timedelta(days=1)
-    return start_of_day(calendar, day)
-
-
-def working_seconds_between(calendar: WorkingCalendar, start: datetime, end: datetime) -> int:
-    """Seconds of [start, end) that fall on working days, in local time.
-
-    The measure behind "time for an officer to flag a misroute" (Case.misroute_flag_seconds):
-    an evening, weekend or bank holiday does not count against the officer, so a case sent at
-    16:00 on Friday and flagged at 10:00 on Monday took 18 working hours.
-    """
-    if end <= start:
-        return 0
-    total = 0
-    day = calendar.local(start).date()
-    last = calendar.local(end).date()
-    while day <= last:
-        if calendar.is_working_day(day):
-            lo = max(start, start_of_day(calendar, day))
-            hi = min(end, start_of_day(calendar, day + timedelta(days=1)))
-            if hi > lo:
-                total += int((hi - lo).total_seconds())
-        day += timedelta(days=1)
-    return total
+    return calendar.start_of_day(day)

@@ -27,7 +27,6 @@ from mailbridge.reports.definitions import (
     financial_quarters,
     financial_year_label,
     months,
-    start_of_day,
 )
 from mailbridge.reports.report import (
     C,
@@ -63,12 +62,12 @@ def open_position(
     conn: Connection, calendar: WorkingCalendar, at: date, units: Sequence[str] = ()
 ) -> Report:
     """Open at D: received on or before D and not resolved by D, by DU and calendar age."""
-    end = start_of_day(calendar, at + timedelta(days=1))
+    end = calendar.start_of_day(at + timedelta(days=1))
 
     def received_before_age(age: int) -> datetime:
         # Age in calendar days = D - local date received, so "age >= n" is "received
         # before local midnight starting D - n + 1".
-        return start_of_day(calendar, at - timedelta(days=age - 1))
+        return calendar.start_of_day(at - timedelta(days=age - 1))
 
     sums = []
     for name, low, high in AGE_BUCKETS:

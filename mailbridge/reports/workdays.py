@@ -58,7 +58,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailbridge.cases.calendar import WorkingCalendar
-from mailbridge.reports.definitions import start_of_day
 
 BREAKS = 3  # breakpoints per UTC day the calendar can hold
 BREAKPOINTS = tuple(f"p{i}" for i in range(1, BREAKS + 1))
@@ -100,7 +99,7 @@ def utc_days(calendar: WorkingCalendar, first: date, last: date) -> tuple[UtcDay
     while day <= last + timedelta(days=2):
         working = calendar.is_working_day(day)
         ordinal += working
-        changes.append((start_of_day(calendar, day), ordinal, ordinal + (not working)))
+        changes.append((calendar.start_of_day(day), ordinal, ordinal + (not working)))
         changes.append((calendar.at_cutoff(day), ordinal, ordinal + 1))
         day += timedelta(days=1)
     changes.sort(key=lambda c: c[0])  # stable: a 00:00 cut-off still follows its midnight

@@ -16,8 +16,12 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_MS = 15_000
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; for SQLite, the parent directory is created and WAL is switched on."""
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for `url`; for SQLite, the parent directory is created and WAL is switched on.
+
+    `read_only` engines (reports, listings) begin deferred SQLite transactions: they read a
+    WAL snapshot without taking the write lock, so a long report never stalls the daemon.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -41,7 +45,7 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -125,7 +125,7 @@ class Case(SQLModel, table=True):
     chasers_sent: int | None = Field(default=0, sa_column_kwargs={"server_default": "0"})
     escalations: int | None = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # Routing: where the case was first sent, when, how often it was sent on again, and the
-    # working time (reports.definitions.working_seconds_between) from that first assignment to
+    # working time (WorkingCalendar.working_seconds_between) from that first assignment to
     # the first officer's #wrong-service.
     first_delivery_unit: str | None = Field(default=None, max_length=120)
     first_assigned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
