@@ -141,6 +141,7 @@ class Settings:
     references: ReferenceFormat
     clock: ClockSettings
     template_dir: Path | None = None
+    supervisors: frozenset[str] = frozenset()
     config_file: Path | None = None
     outbox_policy: OutboxPolicy = field(default_factory=OutboxPolicy)
 
@@ -191,6 +192,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "closure_days": [],
     },
     "templates": {"dir": None},
+    # Addresses of the Members' Enquiries team whose officer commands count on any case.
+    "team": {"supervisors": []},
 }
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -204,6 +207,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "response_days": int,
     "folders": list,
     "closure_days": list,
+    "supervisors": list,
     "cutoff": (str, time),
     "per_recipient_per_hour": int,
     "timeout_seconds": int,
@@ -426,6 +430,7 @@ def _build(
         references=ReferenceFormat(prefix=str(refs["prefix"]), width=refs["width"]),
         clock=clock,
         template_dir=Path(template_dir) if template_dir else None,
+        supervisors=_supervisors(raw["team"]["supervisors"], where, out),
         config_file=path,
         outbox_policy=outbox_policy,
     )
@@ -600,3 +605,14 @@ def _clock(values: dict[str, Any], where, out: _Collector) -> ClockSettings:
         response_days=values["response_days"],
         closure_days=tuple(closures),
     )
+
+
+def _supervisors(values: list[Any], where, out: _Collector) -> frozenset[str]:
+    good = set()
+    for i, value in enumerate(values):
+        if isinstance(value, str) and ADDRESS_RE.match(value.strip()):
+            good.add(value.strip().lower())
+        else:
+            out.add(where("team", "supervisors"), f"team.supervisors[{i}]",
+                    f"not an email address: {value!r}")  # fmt: skip
+    return frozenset(good)

@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import select
 
 from mailbridge.clock import FrozenClock
+from mailbridge.config import load_settings
 from mailbridge.daemon import build_deps, build_runner, flush_once
 from mailbridge.store.db import session
 from mailbridge.store.models import Case, Event, Participant
@@ -35,12 +36,10 @@ ORIGINAL = "<enquiry-1@gmail.example>"
 class Council:
     """The shared mailbox, the daemon's two halves, and what reached people's inboxes."""
 
-    def __init__(self, imap_account, smtp_sink, db_url):
-        from mailbridge.config import load_settings
-
+    def __init__(self, imap_account, smtp_sink, db_url, config_file=None):
         env = settings_env(db_url, imap_account.url, MAILBRIDGE_OUTBOX=smtp_sink.url)
         self.imap, self.sink = imap_account, smtp_sink
-        self.deps = build_deps(load_settings(None, env), FrozenClock(NOW))
+        self.deps = build_deps(load_settings(config_file, env), FrozenClock(NOW))
 
     def send(self, raw: bytes) -> None:
         """Someone's email reaches the mailbox; the daemon reads it and sends what it queued."""
@@ -265,3 +264,14 @@ def test_a_part_names_its_originating_case_and_quotes_the_trail(council):
     text = relay.get_body(("plain",)).get_content()
     assert "ME-2026-00001" in text and "Bags dumped." in text
     assert relay["In-Reply-To"] == ORIGINAL
+
+
+def test_a_supervisors_commands_count_on_any_case(imap_account, smtp_sink, db_url, tmp_path):
+    config = tmp_path / "mailbridge.toml"
+    config.write_text('[team]\nsupervisors = ["lead@council.example"]\n')
+    council = Council(imap_account, smtp_sink, db_url, config)
+    council.send(enquiry())
+    council.send(make_email("lead@council.example", [MAILBOX], "Re: [ME-2026-00001]",
+                            "#wrong-service Highways"))  # fmt: skip
+    assert (council.case().delivery_unit, council.case().reroutes) == ("Highways", 1)
+    council.deps.engine.dispose()

@@ -62,8 +62,19 @@ def speaker_of(address: str, case: Case, mailer: Mailer) -> Speaker:
             )
         )
     )
-    actor = f"officer:{officer.id}" if officer else f"member:{member.id}" if member else address
-    return Speaker(address, actor, case_officer, bool(member and member.id == case.member))
+    supervisor = address.lower() in mailer.supervisors
+    actor = (
+        f"officer:{officer.id}"
+        if officer
+        else f"member:{member.id}"
+        if member
+        else f"supervisor:{address}"
+        if supervisor
+        else address
+    )
+    return Speaker(
+        address, actor, case_officer or supervisor, bool(member and member.id == case.member)
+    )
 
 
 def handle_reply(

@@ -366,6 +366,7 @@ def _attach(
         sender in participant_addresses(session, case.id)
         or ctx.directory.member_by_address(sender)
         or ctx.directory.officer_by_address(sender)
+        or sender in ctx.mailer.supervisors
     )
     if not known:
         inbound.changes["held"] = True

@@ -64,6 +64,7 @@ class Mailer:
     directory: Directory
     calendar: WorkingCalendar
     auto_close_days: int = 10
+    supervisors: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(
@@ -77,6 +78,7 @@ class Mailer:
             own_addresses=settings.own_addresses,
             directory=directory,
             calendar=calendar,
+            supervisors=settings.supervisors,
         )
 
     def reply_address(self, reference: str) -> str:
