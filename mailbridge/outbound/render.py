@@ -17,7 +17,9 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
 
-BUNDLED = Path(__file__).resolve().parents[2] / "templates" / "mail"
+from mailbridge import bundled_templates
+
+BUNDLED = bundled_templates() / "mail"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import Connection
 
+from mailbridge import bundled_templates
 from mailbridge.cases.calendar import WorkingCalendar
 from mailbridge.reports import caseload, performance, routing
 from mailbridge.reports.charts import Chart, grouped_bars, line_chart, stacked_bars
@@ -23,7 +24,7 @@ from mailbridge.reports.definitions import AGE_BUCKETS, Bands, Period, financial
 from mailbridge.reports.measures import unit_measures
 from mailbridge.reports.report import Report
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES = bundled_templates()
 AGE_LABELS = {"under_10": "under 10 days", "d10_19": "10–19", "d20_29": "20–29",
               "d30_39": "30–39", "d40_plus": "40+ days"}  # fmt: skip
 
