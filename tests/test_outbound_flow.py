@@ -174,7 +174,8 @@ def test_officer_commands_change_the_case_and_tell_the_member(council):
     case = council.case()
     assert (case.status, str(case.target_date)) == ("delay_advised", "2026-12-11")
     [notice] = [m for m in council.inbox(PATEL) if "delay" in text_of(m).lower()]
-    assert "Friday 11 December" in notice.get_body(("plain",)).get_content()
+    assert "Friday 11 December" in text_of(notice)
+    assert "waiting for the contractor" in text_of(notice)
     council.officer_replies("#scheduled 2026-12-14 clearance crew booked\n#budget no")
     assert (council.case().status, council.case().budget) == ("work_scheduled", "no")
     council.officer_replies("All cleared, thank you.\n#resolved")

@@ -155,33 +155,12 @@ def _officer_reply(session, mailer, case, inbound, now, names, obeyed, text, eve
     # Nothing to relay (a bare command, or an internal note): the member still hears of a
     # delay, scheduled work, a budget implication or the resolution, each once.
     key = f"{case.reference}:{inbound.id}"
-    if "delay" in names:
-        command = by_name["delay"]
-        queue_notice(
-            session,
-            mailer,
-            case,
-            "delay",
-            dedupe_key=f"delay:{key}",
-            now=now,
-            on_date=command.on_date,
-            reason=command.text,
-        )
-    if "scheduled" in names:
-        command = by_name["scheduled"]
-        queue_notice(
-            session,
-            mailer,
-            case,
-            "scheduled",
-            dedupe_key=f"scheduled:{key}",
-            now=now,
-            on_date=command.on_date,
-            what=command.text,
-        )
-    if "resolved" in names:
-        queue_notice(session, mailer, case, "resolved", dedupe_key=f"resolved:{key}", now=now)
-    elif "budget" in names and not names & {"delay", "scheduled"}:
+    for name in ("delay", "scheduled", "resolved"):
+        if name in names:
+            command = by_name[name]
+            queue_notice(session, mailer, case, name, dedupe_key=f"{name}:{key}", now=now,
+                         on_date=command.on_date, text=command.text)  # fmt: skip
+    if "budget" in names and not names & {"delay", "scheduled", "resolved"}:
         queue_notice(session, mailer, case, "budget", dedupe_key=f"budget:{key}", now=now)
 
 
