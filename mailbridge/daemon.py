@@ -57,9 +57,11 @@ def build_source(deps: Deps) -> Source:
     return ImapSource(src, DbCursorStore(deps.engine, deps.clock))
 
 
-def build_runner(deps: Deps, stop: threading.Event | None = None) -> Runner:
+def build_runner(
+    deps: Deps, stop: threading.Event | None = None, committed: threading.Event | None = None
+) -> Runner:
     ctx = PipelineContext.from_settings(deps.settings, deps.directory)
-    return Runner(deps.engine, build_source(deps), ctx, deps.clock, stop)
+    return Runner(deps.engine, build_source(deps), ctx, deps.clock, stop, committed)
 
 
 def build_delivery(deps: Deps) -> Delivery:
@@ -114,8 +116,8 @@ def ingest_once(deps: Deps) -> DrainStats:
 def run(deps: Deps) -> None:
     """The daemon: runs until SIGTERM/SIGINT, finishing the message in hand before it exits."""
     stop = _stop_on_signals()
-    runner = build_runner(deps, stop)
-    runner.committed = threading.Event()  # rings the sender's doorbell after each batch
+    doorbell = threading.Event()  # ingest rings it after each commit; the sender flushes at once
+    runner = build_runner(deps, stop, doorbell)
     log.info(
         "mailbridge started: source %s, outbox %s, database %s, mailbox %s",
         deps.settings.source.endpoint.redacted(),
@@ -123,7 +125,7 @@ def run(deps: Deps) -> None:
         deps.engine.url.render_as_string(),
         deps.settings.mailbox_address,
     )
-    sender = start_sender(deps, stop, runner.committed)
+    sender = start_sender(deps, stop, doorbell)
     try:
         runner.run_forever()
     finally:

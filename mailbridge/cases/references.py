@@ -40,10 +40,6 @@ def _next_statement(dialect: str):
     )
 
 
-def part_reference(parent: str, n: int) -> str:
-    return f"{parent}-{n}"
-
-
 def reference_pattern(fmt: ReferenceFormat) -> re.Pattern[str]:
     """A reference, with an optional part number, anywhere in a string."""
     return re.compile(

@@ -229,7 +229,7 @@ def process_message(
     if row is None or row.status == MESSAGE_PROCESSED:
         return Outcome(message_db_id, row.classification if row else "", "skipped")
     inbound = Inbound(message_db_id, row.raw, row.received_at)
-    outcome = _process(session, inbound, ctx, now, parse_guarded(row.raw))
+    outcome = _process(session, inbound, ctx, now)
     conn.execute(
         _UPDATE_MESSAGE,
         {"row_id": message_db_id, "status": MESSAGE_PROCESSED, "processed_at": now, "error": None}
@@ -247,30 +247,14 @@ def mark_failed(session: Session, message_db_id: int, error: str) -> None:
     )
 
 
-def parse_guarded(raw: bytes) -> ParsedMessage | ParseFailed:
-    """parse() with its one expected failure returned rather than raised."""
+def _process(session: Session, inbound: Inbound, ctx: PipelineContext, now: datetime) -> Outcome:
     try:
-        return parse(raw)
+        parsed = parse(inbound.raw)
     except ParseFailed as exc:
-        return exc
-
-
-def _process(
-    session: Session,
-    inbound: Inbound,
-    ctx: PipelineContext,
-    now: datetime,
-    parsed: ParsedMessage | ParseFailed,
-) -> Outcome:
-    if isinstance(parsed, ParseFailed):
         # Kept byte-exact and shown to the team (`message list --classification unparseable`).
-        inbound.changes |= {
-            "parse_ok": False,
-            "classification": UNPARSEABLE,
-            "rule": "parse-failed",
-            "error": str(parsed),
-        }
-        log.warning("message %s could not be parsed: %s", inbound.id, parsed)
+        inbound.changes |= {"parse_ok": False, "classification": UNPARSEABLE,
+                            "rule": "parse-failed", "error": str(exc)}  # fmt: skip
+        log.warning("message %s could not be parsed: %s", inbound.id, exc)
         return Outcome(inbound.id, UNPARSEABLE, "unparseable")
     inbound.changes |= parsed_columns(parsed)
     verdict = classify(

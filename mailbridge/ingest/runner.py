@@ -1,9 +1,9 @@
 """Drives a source through the pipeline: batches in, cases out, acknowledgements upstream.
 
 The runner owns the loop and its failure handling, never the rules: it commits each batch's
-raw bytes, processes every message in its own transaction, acknowledges upstream only what is
-committed, and backs off when the server goes away. `stop` (set by SIGTERM) is checked between
-messages, so the message in hand is always finished.
+raw bytes, processes every message as its own unit (a savepoint) and commits the batch,
+acknowledges upstream only what is committed, and backs off when the server goes away.
+`stop` (set by SIGTERM) is checked between messages, so the message in hand is always finished.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlmodel import select
 
 from mailbridge.clock import Clock
 from mailbridge.ingest.pipeline import (
-    Outcome,
     PipelineContext,
     mark_failed,
     persist_raw,
@@ -40,7 +39,6 @@ class DrainStats:
     duplicates: int = 0
     processed: int = 0
     failed: int = 0
-    outcomes: list[Outcome] = field(default_factory=list)
 
 
 class Runner:
@@ -51,12 +49,11 @@ class Runner:
         ctx: PipelineContext,
         clock: Clock,
         stop: threading.Event | None = None,
-        keep_outcomes: bool = False,
+        committed: threading.Event | None = None,
     ):
         self.engine, self.source, self.ctx, self.clock = engine, source, ctx, clock
         self.stop = stop or threading.Event()
-        self.keep_outcomes = keep_outcomes
-        self.committed: threading.Event | None = None  # set after each commit, if given
+        self.committed = committed  # set after each commit: the outbox sender's doorbell
 
     def close(self) -> None:
         self.source.close()
@@ -119,8 +116,6 @@ class Runner:
                     stats.failed += 1
                     continue
                 stats.processed += 1
-                if self.keep_outcomes:
-                    stats.outcomes.append(outcome)
                 log.info(
                     "message %s: %s %s %s",
                     outcome.message_db_id,
