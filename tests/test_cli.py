@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -51,6 +51,8 @@ def cli(maildir, db_url, monkeypatch):
         LONG_AGO,
     )
     deliver(maildir, "2", make_email("jo@resident.example", [MAILBOX], "Noise"), FAR_FUTURE)
+    stranger = make_email("eve@elsewhere.example", [MAILBOX], "Re: [ME-2026-00001]", "More bags")
+    deliver(maildir, "3", stranger, LONG_AGO + timedelta(hours=1))  # held on ME-2026-00001
     deps = build_deps(make_settings(db_url, f"maildir://{maildir}"), FrozenClock(LONG_AGO))
     build_runner(deps).drain()
     deps.engine.dispose()
@@ -95,12 +97,13 @@ def test_case_list_prints_a_table_for_people(cli):
 def test_case_show_gives_the_timeline_and_every_message_with_its_id(cli):
     case = json.loads(cli("case", "show", "ME-2026-00001", "--format", "json").stdout)
     assert set(case) >= CASE_KEYS
-    assert [m["id"] for m in case["messages"]] == [1]
+    assert [(m["id"], m["held"]) for m in case["messages"]] == [(1, False), (2, True)]
     assert [e["kind"] for e in case["events"]] == [
         "case-opened",
         "assigned",
         "email-queued",
         "email-queued",  # the ack and the forward
+        "message-held",  # the stranger's reply
     ]
     assert "Timeline" in cli("case", "show", "me-2026-00001").stdout
 
@@ -143,3 +146,11 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme():
             f"{' '.join(path)} has no example"
         )
         assert f"mailbridge {' '.join(path)}" in readme, f"{' '.join(path)} missing from README"
+
+
+def test_message_release_vouches_for_a_held_sender_once(cli):
+    [held] = json.loads(cli("message", "list", "--held", "--format", "json").stdout)
+    out = cli("message", "release", str(held["id"]), "--by", "Sam").stdout
+    assert "released on ME-2026-00001" in out
+    assert json.loads(cli("message", "list", "--held", "--format", "json").stdout) == []
+    assert "not held" in cli("message", "release", str(held["id"]), "--by", "Sam", code=2).stderr

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import select
 
+from mailbridge.cases.conversation import release_held
 from mailbridge.clock import FrozenClock
 from mailbridge.config import load_settings
 from mailbridge.daemon import build_deps, build_runner, flush_once
 from mailbridge.store.db import session
-from mailbridge.store.models import Case, Event, Participant
+from mailbridge.store.models import Case, Event, Message, Participant
 from tests.conftest import MAILBOX, settings_env
 from tests.mail import make_email
 
@@ -276,3 +277,19 @@ def test_a_supervisors_commands_count_on_any_case(imap_account, smtp_sink, db_ur
                             "#wrong-service Highways"))  # fmt: skip
     assert (council.case().delivery_unit, council.case().reroutes) == ("Highways", 1)
     council.deps.engine.dispose()
+
+
+def test_a_held_message_released_by_a_supervisor_reaches_the_officer(council):
+    council.send(enquiry())
+    council.send(make_email("neighbour@street.example", [MAILBOX], "Re: [ME-2026-00001]",
+                            "The bags are back again."))  # fmt: skip
+    assert "message-held" in council.timeline()
+    assert not [m for m in council.inbox(SINGH) if "back again" in text_of(m)]
+    with session(council.deps.engine) as s:
+        held = s.exec(select(Message).where(Message.held)).one()
+        release_held(s, build_runner(council.deps).ctx.mailer, held, by="Sam", now=NOW)
+        s.commit()
+    flush_once(council.deps)
+    assert [m for m in council.inbox(SINGH) if "back again" in text_of(m)]
+    council.send(make_email("neighbour@street.example", [MAILBOX], "Re: [ME-2026-00001]", "Thanks"))
+    assert council.timeline().count("message-held") == 1  # now on the case: not held again

@@ -25,7 +25,7 @@ from mailbridge.cases.commands import (
     read_commands,
 )
 from mailbridge.cases.routing import Router
-from mailbridge.cases.service import record_event
+from mailbridge.cases.service import NewParticipant, add_participants, record_event
 from mailbridge.outbound.notices import (
     Mailer,
     queue_forward,
@@ -292,3 +292,21 @@ def _without_commands(text: str) -> str:
         if not (line.strip().startswith("#") and line.strip()[1:].split(" ")[0].lower() in known)
     ]
     return "\n".join(kept).strip()
+
+
+def release_held(
+    session: Session, mailer: Mailer, message: Message, *, by: str, now: datetime
+) -> Case:
+    """A supervisor vouches for a held message (DESIGN §3): its sender joins the case as a
+    stakeholder, so their next messages are not held, and the message goes on to the officer.
+    Commands in it stay unobeyed: a stakeholder gives none."""
+    if not message.held or message.case_id is None:
+        raise ValueError(f"message {message.id} is not held on a case")
+    case = session.get(Case, message.case_id)
+    message.held = False
+    sender = NewParticipant(message.from_address or "", "stakeholder", message.from_name or "")
+    add_participants(session, case.id, [sender], now, message.id)
+    record_event(session, case.id, now, "message-released", actor=f"cli:{by}",
+                 message_db_id=message.id, detail={"from": message.from_address})  # fmt: skip
+    queue_forward(session, mailer, case, message, now, followup=True)
+    return case

@@ -8,9 +8,13 @@ from typing import Annotated
 import typer
 from sqlmodel import select
 
+from mailbridge.cases.conversation import release_held
 from mailbridge.cases.queries import message_summary
 from mailbridge.cli.context import fail
 from mailbridge.cli.output import Format, emit_json, emit_table
+from mailbridge.clock import SystemClock
+from mailbridge.directory import load_directory
+from mailbridge.ingest.pipeline import PipelineContext
 from mailbridge.store.db import session
 from mailbridge.store.models import MESSAGE_RECEIVED, Message
 
@@ -105,3 +109,33 @@ def message_replay(
         message.status, message.attempts = MESSAGE_RECEIVED, 0
         s.commit()
     typer.echo(f"message {message_id} queued for processing")
+
+
+@app.command("release")
+def message_release(
+    ctx: typer.Context,
+    message_id: Annotated[int, typer.Argument(help="A held message (see message list --held).")],
+    by: Annotated[str, typer.Option("--by", help="Who vouches for the sender.")],
+) -> None:
+    """Release a held message: its sender joins the case and the officer receives it.
+
+    A message that quotes a reference but comes from someone who is not on the case, a member
+    or an officer is held. Releasing it records who vouched for the sender.
+
+    Example: mailbridge message release 42 --by "A. Supervisor"
+    """
+    settings = ctx.obj.settings
+    directory, problems = load_directory(settings.directory_file)
+    if any(p.severity == "error" for p in problems):
+        raise fail("the directory has errors; see `mailbridge config check`")
+    mailer = PipelineContext.from_settings(settings, directory).mailer
+    with session(ctx.obj.engine) as s:
+        message = s.get(Message, message_id)
+        if message is None:
+            raise fail(f"no message {message_id}")
+        try:
+            case = release_held(s, mailer, message, by=by, now=SystemClock().now())
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        s.commit()
+    typer.echo(f"message {message_id} released on {case.reference}; the officer will receive it")
