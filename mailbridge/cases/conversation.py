@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 from sqlmodel import Session, select
 
@@ -77,6 +76,23 @@ def speaker_of(address: str, case: Case, mailer: Mailer) -> Speaker:
     )
 
 
+@dataclass(frozen=True)
+class Turn:
+    """One reply being acted on: the case, the message, who wrote it, and the time."""
+
+    session: Session
+    mailer: Mailer
+    router: Router
+    case: Case
+    inbound: Message
+    speaker: Speaker
+    now: datetime
+
+    def event(self, kind: str, *, rule: str | None = None, detail: dict | None = None) -> None:
+        record_event(self.session, self.case.id, self.now, kind, actor=self.speaker.actor,
+                     rule=rule, detail=detail, message_db_id=self.inbound.id)  # fmt: skip
+
+
 def handle_reply(
     session: Session,
     mailer: Mailer,
@@ -87,22 +103,13 @@ def handle_reply(
 ) -> list[str]:
     """Act on a reply already attached to `case`; returns what was done, for the log."""
     speaker = speaker_of(inbound.from_address or "", case, mailer)
-    event = partial(
-        record_event, session, case.id, now, actor=speaker.actor, message_db_id=inbound.id
-    )
+    turn = Turn(session, mailer, router, case, inbound, speaker, now)
     commands, rejected = read_commands(inbound.body_text or "")
     done: list[str] = []
     if rejected:
-        event("commands-rejected", detail={"lines": [r.line for r in rejected]})
-        queue_help(
-            session,
-            mailer,
-            to=speaker.address,
-            case=case,
-            rejected=rejected,
-            inbound=inbound,
-            now=now,
-        )
+        turn.event("commands-rejected", detail={"lines": [r.line for r in rejected]})
+        queue_help(session, mailer, to=speaker.address, case=case, rejected=rejected,
+                   inbound=inbound, now=now)  # fmt: skip
         done.append("help")
     obeyed = []
     for command in commands:
@@ -111,14 +118,14 @@ def handle_reply(
         ):
             obeyed.append(command)
         else:
-            event("command-ignored", rule="not-theirs", detail={"line": command.line})
+            turn.event("command-ignored", rule="not-theirs", detail={"line": command.line})
     for command in obeyed:
-        _apply(session, mailer, router, case, command, inbound, now, event)
+        _apply(turn, command)
         done.append(command.name)
-    names = {c.name for c in obeyed}
     text = _without_commands(new_text(inbound.body_text or ""))
+    names = {c.name for c in obeyed}
     if speaker.is_case_officer:
-        _officer_reply(session, mailer, case, inbound, now, names, obeyed, text, event, done)
+        done += _officer_reply(turn, obeyed, text)
     elif speaker.is_case_member and text and not names & {"satisfied", "not-satisfied"}:
         officer = mailer.directory.officer(case.officer) if case.officer else None
         already = {a for _, a in (*inbound.to, *inbound.cc)}
@@ -128,83 +135,85 @@ def handle_reply(
     return done
 
 
-def _officer_reply(session, mailer, case, inbound, now, names, obeyed, text, event, done) -> None:
+def _officer_reply(turn: Turn, obeyed: list[Command], text: str) -> list[str]:
     """Relay the officer's words unless they are internal; notices for bare commands."""
+    session, mailer, case, now = turn.session, turn.mailer, turn.case, turn.now
     by_name = {c.name: c for c in obeyed}
-    internal = bool(names & {"note", "private"})
-    if text and not internal:
-        resolving = "resolved" in names
+    if text and not by_name.keys() & {"note", "private"}:
         queue_relay(
             session,
             mailer,
             case,
-            inbound,
+            turn.inbound,
             now,
             reply_text=text,
             parent=session.get(Case, case.parent_id) if case.parent_id else None,
             parent_enquiry=_parent_enquiry(session, case),
             delay=by_name.get("delay"),
             scheduled=by_name.get("scheduled"),
-            budget=case.budget if "budget" in names else None,
-            feedback_links=mailer.feedback_links(case.reference) if resolving else None,
+            budget=case.budget if "budget" in by_name else None,
+            feedback_links=mailer.feedback_links(case.reference) if "resolved" in by_name else None,
         )
         case.first_response_at = case.first_response_at or now
-        event("reply-relayed", rule="officer-reply")
-        done.append("relay")
-        return
+        turn.event("reply-relayed", rule="officer-reply")
+        return ["relay"]
     # Nothing to relay (a bare command, or an internal note): the member still hears of a
     # delay, scheduled work, a budget implication or the resolution, each once.
-    key = f"{case.reference}:{inbound.id}"
+    key = f"{case.reference}:{turn.inbound.id}"
     for name in ("delay", "scheduled", "resolved"):
-        if name in names:
-            command = by_name[name]
+        if command := by_name.get(name):
             queue_notice(session, mailer, case, name, dedupe_key=f"{name}:{key}", now=now,
                          on_date=command.on_date, text=command.text)  # fmt: skip
-    if "budget" in names and not names & {"delay", "scheduled", "resolved"}:
+    if "budget" in by_name and not by_name.keys() & {"delay", "scheduled", "resolved"}:
         queue_notice(session, mailer, case, "budget", dedupe_key=f"budget:{key}", now=now)
+    return []
 
 
-def _apply(session, mailer, router, case, command: Command, inbound, now, event) -> None:
+def _apply(turn: Turn, command: Command) -> None:
     """One obeyed command's change to the case, with its timeline entry."""
-    name = command.name
+    case, now, name = turn.case, turn.now, command.name
     if name == "delay":
         case.status, case.target_date = "delay_advised", command.on_date
         case.delay_advised_at = case.delay_advised_at or now
         case.first_response_at = case.first_response_at or now  # a delay notice is a response
-        event("delay-advised", detail={"date": command.on_date.isoformat(), "reason": command.text})
+        detail = {"date": command.on_date.isoformat(), "reason": command.text}
+        turn.event("delay-advised", detail=detail)
     elif name == "scheduled":
         case.status, case.scheduled_for = "work_scheduled", command.on_date
         case.scheduled_what = command.text or None
-        event("work-scheduled", detail={"date": command.on_date.isoformat(), "what": command.text})
+        turn.event(
+            "work-scheduled", detail={"date": command.on_date.isoformat(), "what": command.text}
+        )
     elif name == "resolved":
-        case.status, case.resolved_at = "resolved", inbound.received_at
+        case.status, case.resolved_at = "resolved", turn.inbound.received_at
         case.first_response_at = case.first_response_at or now
-        event("resolved")
+        turn.event("resolved")
     elif name == "budget":
         case.budget = command.choice
-        event("budget-recorded", detail={"budget": command.choice})
+        turn.event("budget-recorded", detail={"budget": command.choice})
     elif name == "wrong-service":
-        _reroute(session, mailer, router, case, command, inbound, now, event)
+        _reroute(turn, command)
     elif name in ("note", "private"):
-        event("internal-note", detail={"text": command.text})
+        turn.event("internal-note", detail={"text": command.text})
     elif name in FEEDBACK:
         case.feedback, case.feedback_at = FEEDBACK[name], now
         if name == "partly":
             case.status = "awaiting_response"  # kept open for the officer to follow up
         else:
             case.status, case.closed_at = "closed", now
-        event("feedback", detail={"feedback": FEEDBACK[name], "comment": command.text})
+        turn.event("feedback", detail={"feedback": FEEDBACK[name], "comment": command.text})
     elif name == "nocopy":
         case.nocopy = True
-        event("nocopy", detail={})
+        turn.event("nocopy", detail={})
     elif name == "status":
-        _status(session, mailer, case, command, inbound, now)
-        event("status-requested", detail={"reference": command.choice or case.reference})
+        _status(turn, command)
+        turn.event("status-requested", detail={"reference": command.choice or case.reference})
     case.updated_at = now
 
 
-def _reroute(session, mailer, router, case, command, inbound, now, event) -> None:
+def _reroute(turn: Turn, command: Command) -> None:
     """#wrong-service: on to the named DU's lead, or back to triage. Not first time right."""
+    case, mailer, inbound = turn.case, turn.mailer, turn.inbound
     target = mailer.directory.delivery_unit(command.choice) if command.choice else None
     previous = (case.delivery_unit, case.officer)
     if case.misroute_flag_seconds is None and case.first_assigned_at:
@@ -214,52 +223,35 @@ def _reroute(session, mailer, router, case, command, inbound, now, event) -> Non
     case.reroutes = (case.reroutes or 0) + 1
     if target is None:
         case.status, case.delivery_unit, case.officer = "triage", None, None
-        event(
-            "misrouted",
-            rule="wrong-service",
-            detail={"from": previous, "to": None, "asked_for": command.choice},
-        )
+        turn.event("misrouted", rule="wrong-service",
+                   detail={"from": previous, "to": None, "asked_for": command.choice})  # fmt: skip
         return
-    route = router.route_to_unit(target, mailer.calendar.local(now).date())
+    route = turn.router.route_to_unit(target, mailer.calendar.local(turn.now).date())
     case.delivery_unit, case.officer = route.delivery_unit, route.officer
     case.status = "awaiting_response" if route.officer else "triage"
-    event(
-        "misrouted",
-        rule="wrong-service",
-        detail={"from": previous, "to": [route.delivery_unit, route.officer]},
-    )
-    original = session.exec(
+    turn.event("misrouted", rule="wrong-service",
+               detail={"from": previous, "to": [route.delivery_unit, route.officer]})  # fmt: skip
+    original = turn.session.exec(
         select(Message).where(Message.message_id == case.thread_message_id)
     ).first()
     if route.officer and original is not None:  # the new officer gets the enquiry and its history
-        queue_forward(
-            session,
-            mailer,
-            case,
-            original,
-            now,
-            rerouted_from=previous[0] or "triage",
-            dedupe_key=f"reroute:{case.reference}:{inbound.id}",
-        )
+        queue_forward(turn.session, mailer, case, original, turn.now,
+                      rerouted_from=previous[0] or "triage",
+                      dedupe_key=f"reroute:{case.reference}:{inbound.id}")  # fmt: skip
 
 
-def _status(session, mailer, case, command, inbound, now) -> None:
+def _status(turn: Turn, command: Command) -> None:
+    """#status: this case, or another of the same member's cases named by reference."""
+    case = turn.case
     asked = command.choice.upper() if command.choice else None
     if asked and asked != case.reference:
-        cases = list(
-            session.exec(select(Case).where(Case.reference == asked, Case.member == case.member))
-        )
+        same_member = select(Case).where(Case.reference == asked, Case.member == case.member)
+        cases = list(turn.session.exec(same_member))
     else:
         cases = [case]
-    queue_status(
-        session,
-        mailer,
-        to=inbound.from_address or "",
-        member_name=mailer.member_name(case),
-        cases=cases,
-        inbound=inbound,
-        now=now,
-    )
+    queue_status(turn.session, turn.mailer, to=turn.inbound.from_address or "",
+                 member_name=turn.mailer.member_name(case), cases=cases, inbound=turn.inbound,
+                 now=turn.now)  # fmt: skip
 
 
 def open_cases_of(session: Session, member_id: str) -> list[Case]:
