@@ -34,6 +34,9 @@ TABLES = (
     '"case"',
     "member",
     "delivery_unit",
+    "officer",
+    "case_link",
+    "case_place",
 )
 
 

@@ -30,6 +30,9 @@ OPEN_STATUSES = CASE_STATUSES[:6]
 ORIGINS = ("direct", "cc", "forwarded", "imported")
 KINDS = ("members_enquiry", "service_request", "foi", "not_me")
 FEEDBACK = ("satisfied", "partly", "not_satisfied")  # the member's #satisfied / #partly / …
+# CaseLink.kind: "related" (a supervisor's link), "duplicate" (a possible duplicate, flagged for
+# the team, never merged automatically), "merged" (case_id was merged into other_case_id).
+LINK_KINDS = ("related", "duplicate", "merged")
 
 # Message.status: where an inbound message is in the pipeline.
 MESSAGE_RECEIVED = "received"  # raw bytes committed, not yet processed (replayed on start)
@@ -137,6 +140,43 @@ class Case(SQLModel, table=True):
     target_date: date | None = None  # the new date of the latest #delay
     scheduled_for: date | None = None  # #scheduled
     scheduled_what: str | None = None
+    # The clock (mailbridge/schedule): the earliest time a sweep has something to do for this
+    # case, kept by the sweep itself; any change to the case sets it to "now" so the next sweep
+    # looks again. NULL: nothing will ever be due (closed). Swept by an index range, not a scan.
+    next_action_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    member_replied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # last word
+
+
+class CaseLink(SQLModel, table=True):
+    """Two cases that belong together: related by hand, a possible duplicate, a merge."""
+
+    __tablename__ = "case_link"
+    __table_args__ = (UniqueConstraint("case_id", "other_case_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    other_case_id: int = Field(foreign_key="case.id", index=True)
+    kind: str = Field(max_length=20)  # see LINK_KINDS
+    score: float | None = None  # possible duplicates: how alike (0..1)
+    reason: str | None = None
+    actor: str = Field(default="mailbridge", max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CasePlace(SQLModel, table=True):
+    """A place an enquiry names (a postcode, a street address), normalised, for finding
+    possible duplicates with an index look-up instead of reading every recent case's text."""
+
+    __tablename__ = "case_place"
+    __table_args__ = (
+        UniqueConstraint("case_id", "place"),
+        Index("ix_case_place_place", "place", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    place: str = Field(max_length=200)  # "postcode:SW1A1AA", "street:12 high street"
+    received_at: datetime = Field(sa_type=UTCDateTime)  # the case's, for the 30-day window
 
 
 class Message(SQLModel, table=True):
@@ -280,11 +320,12 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-# ----- people and units as the reports know them ----------------------------------------------
-# The directory file is the live source of members and delivery units. These tables hold the
-# ones cases refer to, so that reports can name them: today only the historical entries that
-# `mailbridge import cases` meets and the directory does not know (former councillors, DUs
-# since merged); loading the directory itself into them is a later step.
+# ----- the directory of people, as loaded into the database -------------------------------------
+# The directory file (config/directory.toml) is the source of members, delivery units and
+# officers; it is loaded into these tables on start and on SIGHUP, so that reports, the CLI and
+# a second daemon see the same people. `historical` rows are ones only imported history names
+# (former councillors, DUs since merged). What mail tells us about an officer — a bounce, an
+# out-of-office — is kept in the officer row's own columns, which a reload leaves alone.
 
 
 class MemberRecord(SQLModel, table=True):
@@ -295,7 +336,12 @@ class MemberRecord(SQLModel, table=True):
     ward: str = ""
     party: str = ""
     historical: bool = False  # known only from imported history, not from the directory
+    addresses: list[Any] = Field(
+        default_factory=list, sa_column=Column(JSONType, nullable=False, server_default="[]")
+    )
+    digest: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class DeliveryUnitRecord(SQLModel, table=True):
@@ -304,4 +350,33 @@ class DeliveryUnitRecord(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=120)
     confidential: bool = False
     historical: bool = False
+    leads: list[Any] = Field(
+        default_factory=list, sa_column=Column(JSONType, nullable=False, server_default="[]")
+    )
+    escalation_manager: str | None = Field(default=None, max_length=120)
+    escalation_reviewed: date | None = None
     created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OfficerRecord(SQLModel, table=True):
+    __tablename__ = "officer"
+
+    id: str = Field(primary_key=True, max_length=120)
+    name: str = ""
+    addresses: list[Any] = Field(
+        default_factory=list, sa_column=Column(JSONType, nullable=False, server_default="[]")
+    )
+    delivery_unit: str | None = Field(default=None, max_length=120)
+    manager: str | None = Field(default=None, max_length=120)
+    deputy: str | None = Field(default=None, max_length=120)
+    active: bool = True
+    absent_until: date | None = None  # from the directory file
+    historical: bool = False
+    # Learnt from mail, kept across directory reloads: an out-of-office reply's return date,
+    # and a bounce from their address (cleared by `mailbridge directory clear OFFICER`).
+    reported_absent_until: date | None = None
+    undeliverable_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    undeliverable_reason: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
