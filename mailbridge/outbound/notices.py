@@ -417,3 +417,31 @@ _STAKEHOLDERS = (  # built once: every acknowledgement and forward asks it
     .where(Participant.case_id == bindparam("case_row"), Participant.role == "stakeholder")
     .order_by(Participant.id)
 )
+
+
+def queue_team_notice(
+    session: Session,
+    mailer: Mailer,
+    case: Case | None,
+    *,
+    dedupe_key: str,
+    headline: str,
+    lines: Sequence[str] = (),
+    now: datetime,
+) -> bool:
+    """Tell the Members' Enquiries team (the [team] supervisors) something needs their eye:
+    an officer's address bounced, a case passed on, a possible duplicate. Without supervisors
+    configured it is only on the case's timeline."""
+    return mailer.queue(
+        session,
+        kind="team",
+        dedupe_key=dedupe_key,
+        case=case,
+        recipients=Recipients(tuple(sorted(mailer.supervisors)), ()),
+        template="team",
+        context={"headline": headline, "lines": list(lines)},
+        thread=Thread(),
+        now=now,
+        auto_submitted="auto-generated",
+        subject=tagged_subject(headline, case.reference, reply=False) if case else headline,
+    )
