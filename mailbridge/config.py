@@ -114,6 +114,30 @@ class ClockSettings:
     cutoff: time = time(17, 0)
     response_days: int = 5
     closure_days: tuple[date, ...] = ()
+    # The SLA (DESIGN §5) in working days; `units` overrides any of them for one delivery unit,
+    # {"Highways": {"escalate_day": 7}}. mailbridge.schedule.policy turns these into policies.
+    chaser_day: int = 3
+    escalate_day: int = 5
+    escalate_every: int = 2
+    delay_reminder_days_before: int = 1
+    misroute_flag_days: int = 1
+    auto_close_days: int = 10
+    units: dict[str, dict[str, int]] = field(default_factory=dict, hash=False)
+    digest: bool = True
+    digest_weekday: int = 0  # Monday, as date.weekday()
+    digest_time: time = time(8, 0)
+    sweep_seconds: int = 60  # how often the daemon asks "what is due now?"
+
+
+SLA_KEYS = (
+    "chaser_day",
+    "escalate_day",
+    "escalate_every",
+    "delay_reminder_days_before",
+    "misroute_flag_days",
+    "auto_close_days",
+)
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @dataclass(frozen=True)
@@ -190,6 +214,17 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "cutoff": "17:00",
         "response_days": 5,
         "closure_days": [],
+        "chaser_day": 3,
+        "escalate_day": 5,
+        "escalate_every": 2,
+        "delay_reminder_days_before": 1,
+        "misroute_flag_days": 1,
+        "auto_close_days": 10,
+        "units": {},
+        "digest": True,
+        "digest_weekday": "Monday",
+        "digest_time": "08:00",
+        "sweep_seconds": 60,
     },
     "templates": {"dir": None},
     # Addresses of the Members' Enquiries team whose officer commands count on any case.
@@ -209,6 +244,11 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "closure_days": list,
     "supervisors": list,
     "cutoff": (str, time),
+    **dict.fromkeys(SLA_KEYS, int),
+    "units": dict,
+    "digest": bool,
+    "digest_time": (str, time),
+    "sweep_seconds": int,
     "per_recipient_per_hour": int,
     "timeout_seconds": int,
     "give_up_after_hours": int,
@@ -325,6 +365,7 @@ def _type_name(t: type | tuple[type, ...]) -> str:
         int: "a whole number",
         str: "a string",
         list: "a list",
+        dict: "a table",
         time: "a time",
     }
     types = t if isinstance(t, tuple) else (t,)
@@ -571,19 +612,7 @@ def _clock(values: dict[str, Any], where, out: _Collector) -> ClockSettings:
     except (ZoneInfoNotFoundError, ValueError):
         out.add(where("clock", "timezone"), "clock.timezone", f"unknown time zone {tz!r}")
         tz = "Europe/London"
-    cutoff = values["cutoff"]
-    if isinstance(cutoff, str):
-        try:
-            cutoff = time.fromisoformat(cutoff)
-        except ValueError:
-            cutoff = None
-    if cutoff is None or cutoff.tzinfo is not None:  # the cut-off is local time in `timezone`
-        out.add(
-            where("clock", "cutoff"),
-            "clock.cutoff",
-            f"expected a local time HH:MM, got {values['cutoff']!r}",
-        )
-        cutoff = time(17, 0)
+    cutoff = _local_time(values, "cutoff", time(17, 0), where, out)
     if values["response_days"] < 1:
         out.add(where("clock", "response_days"), "clock.response_days", "must be at least 1")
     closures: list[date] = []
@@ -599,12 +628,86 @@ def _clock(values: dict[str, Any], where, out: _Collector) -> ClockSettings:
                 f"clock.closure_days[{i}]",
                 f"expected a date YYYY-MM-DD, got {day!r}",
             )
+    sla = {key: values[key] for key in SLA_KEYS}
+    _check_sla(sla, "clock", lambda key: where("clock", key), out)
+    weekday = str(values["digest_weekday"]).strip().lower()
+    if weekday not in WEEKDAYS and weekday not in {d[:3] for d in WEEKDAYS}:
+        out.add(where("clock", "digest_weekday"), "clock.digest_weekday",
+                f"expected a day such as Monday, got {values['digest_weekday']!r}")  # fmt: skip
+        weekday = "monday"
+    if values["sweep_seconds"] < 1:
+        out.add(where("clock", "sweep_seconds"), "clock.sweep_seconds", "must be at least 1")
     return ClockSettings(
         timezone=tz,
         cutoff=cutoff,
         response_days=values["response_days"],
         closure_days=tuple(closures),
+        **sla,
+        units=_unit_overrides(values["units"], sla, where("clock", "units"), out),
+        digest=values["digest"],
+        digest_weekday=[d[:3] for d in WEEKDAYS].index(weekday[:3]),
+        digest_time=_local_time(values, "digest_time", time(8, 0), where, out),
+        sweep_seconds=values["sweep_seconds"],
     )
+
+
+def _local_time(values: dict[str, Any], key: str, fallback: time, where, out: _Collector) -> time:
+    """A clock time of day, HH:MM, local to [clock] timezone (so no UTC offset allowed)."""
+    value = values[key]
+    if isinstance(value, str):
+        try:
+            value = time.fromisoformat(value)
+        except ValueError:
+            value = None
+    if value is None or value.tzinfo is not None:
+        out.add(where("clock", key), f"clock.{key}",
+                f"expected a local time HH:MM, got {values[key]!r}")  # fmt: skip
+        return fallback
+    return value
+
+
+def _check_sla(
+    sla: dict[str, Any], prefix: str, where, out: _Collector, changed: Any = SLA_KEYS
+) -> None:
+    """Every SLA figure is a whole number of working days, and the chaser comes first.
+
+    `changed`: the keys to check (a unit's overrides), so a mistake is reported once.
+    """
+    for key in changed:
+        if sla[key] < 1:
+            out.add(where(key), f"{prefix}.{key}", "must be at least 1 working day")
+    key = next((k for k in ("chaser_day", "escalate_day") if k in changed), None)
+    if key and sla["chaser_day"] >= sla["escalate_day"]:  # reported where it was set
+        message = (
+            f"chaser_day ({sla['chaser_day']}) must come before escalate_day "
+            f"({sla['escalate_day']}): the officer is chased before the manager is told"
+        )
+        out.add(where(key), f"{prefix}.{key}", message)
+
+
+def _unit_overrides(
+    units: dict[str, Any], base: dict[str, int], file: str, out: _Collector
+) -> dict[str, dict[str, int]]:
+    """[clock.units."DU name"] tables: some SLA keys changed for one delivery unit."""
+    good: dict[str, dict[str, int]] = {}
+    for name, table in units.items():
+        prefix = f'clock.units."{name}"'
+        if not isinstance(table, dict):
+            out.add(file, prefix, f"must be a table of SLA keys ({', '.join(SLA_KEYS)})")
+            continue
+        overrides: dict[str, int] = {}
+        for key, value in table.items():
+            if key not in SLA_KEYS:
+                out.add(file, f"{prefix}.{key}", f"unknown key (known: {', '.join(SLA_KEYS)})")
+            elif not isinstance(value, int) or isinstance(value, bool):
+                out.add(file, f"{prefix}.{key}", f"expected a whole number, got {value!r}")
+            else:
+                overrides[key] = value
+        before = len(out.problems)
+        _check_sla(base | overrides, prefix, lambda _key: file, out, overrides)
+        if len(out.problems) == before:
+            good[name] = overrides
+    return good
 
 
 def _supervisors(values: list[Any], where, out: _Collector) -> frozenset[str]:

@@ -7,9 +7,13 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from mailbridge.cases.absence import pass_on_from_leavers
 from mailbridge.clock import Clock, SystemClock
 from mailbridge.config import ConfigError, Settings
 from mailbridge.directory import Directory, load_directory
@@ -17,10 +21,15 @@ from mailbridge.ingest.pipeline import PipelineContext
 from mailbridge.ingest.runner import DrainStats, Runner
 from mailbridge.ingest.sources.base import Source
 from mailbridge.ingest.sources.maildir import MaildirSource
+from mailbridge.outbound.notices import Mailer
 from mailbridge.outbound.senders import Delivery, FileSender, SmtpSender
 from mailbridge.outbound.sending import FlushStats, flush_outbox, run_sender
+from mailbridge.schedule.policy import ClockPolicy
+from mailbridge.schedule.scheduler import lead, leader_lock
+from mailbridge.schedule.sweep import SweepStats, sweep
 from mailbridge.store.cursors import DbCursorStore
-from mailbridge.store.db import make_engine, upgrade
+from mailbridge.store.db import make_engine, session, upgrade
+from mailbridge.store.people import learnt, load_people
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +43,83 @@ class Deps:
 
 
 def build_deps(settings: Settings, clock: Clock | None = None) -> Deps:
-    """Upgrade the schema and load the directory; refuses to start on a broken directory."""
+    """Upgrade the schema and load the directory into the database; refuses to start on a
+    directory with errors (warnings are logged)."""
     upgrade(settings.database_url)
-    directory, problems = load_directory(settings.directory_file)
+    clock = clock or SystemClock()
+    directory = _read_directory(settings, clock)
+    engine = make_engine(settings.database_url)
+    with session(engine) as s:
+        directory = _store_directory(s, directory, clock)
+        s.commit()
+    return Deps(settings, engine, clock, directory)
+
+
+def _read_directory(settings: Settings, clock: Clock) -> Directory:
+    """The directory file, its warnings logged; ConfigError listing every error."""
+    today = clock.now().astimezone(ZoneInfo(settings.clock.timezone)).date()
+    directory, problems = load_directory(settings.directory_file, today)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ConfigError(errors)
-    return Deps(settings, make_engine(settings.database_url), clock or SystemClock(), directory)
+    for problem in problems:
+        log.warning("%s", problem)
+    return directory
+
+
+def _store_directory(s: Session, directory: Directory, clock: Clock) -> Directory:
+    """Load the file's people into the database; returns them with what mail taught."""
+    loaded = load_people(s, directory, clock.now())
+    log.info(
+        "directory: %d members, %d delivery units, %d officers (%d kept as historical)",
+        loaded.members, loaded.delivery_units, loaded.officers, loaded.gone,
+    )  # fmt: skip
+    return directory.with_learnt(learnt(s))
+
+
+def reload_directory(deps: Deps, runner: Runner) -> bool:
+    """SIGHUP: read the directory file again; if it has no errors, load it into the database,
+    pass on the cases of anyone who has left, and have the runner use it from its next batch.
+    A file with errors changes nothing: every problem is logged and the old directory stays.
+    """
+    try:
+        directory = _read_directory(deps.settings, deps.clock)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("%s", problem)
+        log.error("directory not reloaded: the one in use stays until the file is fixed")
+        return False
+    with session(deps.engine) as s:
+        ctx = runner.ctx.with_directory(_store_directory(s, directory, deps.clock))
+        moved = pass_on_from_leavers(s, ctx.mailer, deps.clock.now())
+        s.commit()
+    deps.directory = ctx.directory
+    runner.use_context(ctx)
+    log.info("directory reloaded from %s; %d cases of leavers passed on",
+             deps.settings.directory_file, moved)  # fmt: skip
+    return True
+
+
+def start_reloader(deps: Deps, runner: Runner, stop: threading.Event) -> threading.Thread:
+    """SIGHUP reloads the directory. The handler only rings a bell: the reload (a file read
+    and a database transaction) runs in its own thread, never inside whatever the main
+    thread was doing when the signal came."""
+    bell = threading.Event()
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: bell.set())
+
+    def _loop() -> None:
+        while not stop.is_set():
+            if not bell.wait(1.0):
+                continue
+            bell.clear()
+            try:
+                reload_directory(deps, runner)
+            except Exception:  # the database away, say: the old directory stays in use
+                log.exception("directory reload failed; the one in use stays")
+
+    thread = threading.Thread(target=_loop, name="directory-reloader", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_source(deps: Deps) -> Source:
@@ -113,11 +192,25 @@ def ingest_once(deps: Deps) -> DrainStats:
         runner.close()
 
 
+def sweep_once(
+    deps: Deps, now: datetime | None = None, mailer: Mailer | None = None
+) -> SweepStats:
+    """One sweep of the clock as of `now` (default: the daemon's clock): what is due, queued."""
+    mailer = mailer or PipelineContext.from_settings(deps.settings, deps.directory).mailer
+    policy = ClockPolicy.from_settings(deps.settings.clock)
+    return sweep(deps.engine, mailer, policy, now or deps.clock.now())
+
+
 def run(deps: Deps) -> None:
     """The daemon: runs until SIGTERM/SIGINT, finishing the message in hand before it exits."""
     stop = _stop_on_signals()
     doorbell = threading.Event()  # ingest rings it after each commit; the sender flushes at once
-    runner = build_runner(deps, stop, doorbell)
+    term = threading.Event()  # ends this daemon's term as leader: SIGTERM, or the lock lost
+    runner = build_runner(deps, term, doorbell)
+    with session(deps.engine) as s:  # anyone who left while we were down
+        pass_on_from_leavers(s, runner.ctx.mailer, deps.clock.now())
+        s.commit()
+    start_reloader(deps, runner, stop)
     log.info(
         "mailbridge started: source %s, outbox %s, database %s, mailbox %s",
         deps.settings.source.endpoint.redacted(),
@@ -126,10 +219,18 @@ def run(deps: Deps) -> None:
         deps.settings.mailbox_address,
     )
     sender = start_sender(deps, stop, doorbell)
-    try:
-        runner.run_forever()
+
+    def clock_sweep() -> None:
+        if sweep_once(deps, mailer=runner.ctx.mailer).queued:
+            doorbell.set()
+
+    clock = deps.settings.clock
+    try:  # every daemon sends; only the leader reads the mailbox and runs the clock
+        lead(leader_lock(deps.settings.database_url), stop, term, runner.run_forever,
+             clock_sweep, sweep_seconds=clock.sweep_seconds, timezone=clock.timezone)  # fmt: skip
     finally:
         stop.set()  # also when ingest died: the sender finishes the email in hand and stops
+        term.set()
         sender.join()
         runner.close()
         deps.engine.dispose()

@@ -2,14 +2,21 @@
 
 It is read from a TOML file (see config/directory.example.toml) and answers the questions the
 pipeline asks of an address: is this a member, an officer, which DU? Addresses compare
-case-insensitively. Loading collects every problem with the file and entry that caused it.
+case-insensitively. Loading collects every problem with the file and entry that caused it;
+`review` adds the warnings that depend on the date (an escalation list not reviewed lately).
+
+What mail teaches about an officer (an out-of-office's return date, a bounce from their
+address) is not in the file: it lives in the database and is laid over the file's entries with
+`Directory.with_learnt`, so that routing stays a pure function of the directory and the date.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from calendar import monthrange
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -36,6 +43,23 @@ class DeliveryUnit:
     patterns: tuple[str, ...] = ()
     confidential: bool = False
     escalation_reviewed: date | None = None
+    # A DU that splits by area: ward -> the officer who takes that ward's cases (TOML:
+    # wards = { "Riverside" = "o-singh" }); wards not listed go to the leads.
+    wards: tuple[tuple[str, str], ...] = ()
+
+    def for_ward(self, ward: str) -> tuple[str, str] | None:
+        """(the ward as the file spells it, its officer id) if this DU splits off `ward`."""
+        wanted = ward.casefold()
+        return next(((w, o) for w, o in self.wards if ward and w.casefold() == wanted), None)
+
+
+@dataclass(frozen=True)
+class Learnt:
+    """What mail has taught about an officer; kept in the officer table, never in the file."""
+
+    reported_absent_until: date | None = None  # an out-of-office's last day away
+    undeliverable_at: datetime | None = None  # their address bounced
+    undeliverable_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,7 @@ class Officer:
     deputy: str = ""
     active: bool = True
     absent_until: date | None = None
+    learnt: Learnt = Learnt()  # not read from the file: see Directory.with_learnt
 
 
 @dataclass(frozen=True)
@@ -84,17 +109,38 @@ class Directory:
         wanted = name.casefold()
         return next((d for d in self.delivery_units if d.name.casefold() == wanted), None)
 
+    def with_learnt(self, learnt: Mapping[str, Learnt]) -> Directory:
+        """This directory with what mail taught about each officer (the rest: nothing).
 
+        Returns itself when that changes nothing, so a caller can tell cheaply whether the
+        rules built over it need rebuilding.
+        """
+        changed = False
+        officers = []
+        for officer in self.officers:
+            known = learnt.get(officer.id, NOTHING_LEARNT)
+            if officer.learnt != known:
+                officer, changed = replace(officer, learnt=known), True
+            officers.append(officer)
+        return Directory(self.members, self.delivery_units, tuple(officers)) if changed else self
+
+
+NOTHING_LEARNT = Learnt()
 EMPTY = Directory()
 SECTIONS = {
     "members": (Member, "id"),
     "delivery_units": (DeliveryUnit, "name"),
     "officers": (Officer, "id"),
 }
+NOT_IN_FILE = frozenset({"learnt"})
+REVIEW_MONTHS = 12  # an escalation list older than this is a warning
 
 
-def load_directory(path: Path | None) -> tuple[Directory, list[Problem]]:
-    """The directory in `path` (empty if None) and every problem found reading it."""
+def load_directory(path: Path | None, today: date | None = None) -> tuple[Directory, list[Problem]]:
+    """The directory in `path` (empty if None) and every problem found reading it.
+
+    With `today`, also the warnings that depend on the date (see `review`).
+    """
     if path is None:
         return EMPTY, []
     where = str(path)
@@ -118,7 +164,41 @@ def load_directory(path: Path | None) -> tuple[Directory, list[Problem]]:
     # reported, and a typo in it is not reported again as "unknown officer" wherever it is named.
     everything = Directory(**{section: tuple(every) for section, (_, every) in built.items()})
     problems.extend(_cross_check(everything, where))
+    if today is not None:
+        problems.extend(review(everything, where, today))
     return directory, problems
+
+
+def review(directory: Directory, where: str, today: date) -> list[Problem]:
+    """Warnings, not errors: things that go stale with time or that look like typos.
+
+    An escalation list (a DU's escalation manager) not confirmed in the last 12 months, or
+    never; a ward split naming a ward no member sits for.
+    """
+    problems = []
+    year_ago = _months_before(today, REVIEW_MONTHS)
+    wards = {m.ward.casefold() for m in directory.members if m.ward}
+    for u in directory.delivery_units:
+        label = f"delivery_units[{u.name}]"
+        reviewed = u.escalation_reviewed
+        if u.escalation_manager and reviewed is None:
+            message = "escalation list has never been reviewed (set escalation_reviewed)"
+            problems.append(Problem(where, f"{label}.escalation_reviewed", message, "warning"))
+        elif reviewed is not None and reviewed < year_ago:
+            message = f"escalation list last reviewed {reviewed}, over {REVIEW_MONTHS} months ago"
+            problems.append(Problem(where, f"{label}.escalation_reviewed", message, "warning"))
+        for ward, _ in u.wards:
+            if ward.casefold() not in wards:
+                message = f"no member sits for ward {ward!r}"
+                problems.append(Problem(where, f"{label}.wards", message, "warning"))
+    return problems
+
+
+def _months_before(day: date, months: int) -> date:
+    """The same day `months` earlier, or that month's last day (29 February → 28th)."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    last = monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
 
 
 def _entries(
@@ -133,7 +213,7 @@ def _entries(
     if not isinstance(entries, list):
         problems.append(Problem(where, section, f"must be an array of tables: [[{section}]]"))
         return [], []
-    hints = get_type_hints(cls)
+    hints = {n: h for n, h in get_type_hints(cls).items() if n not in NOT_IN_FILE}
     good: list[Any] = []
     everything: list[Any] = []
     seen: set[str] = set()
@@ -184,6 +264,13 @@ def _convert(name: str, value: Any, hint: Any) -> tuple[Any, str | None]:
         return (value, None) if isinstance(value, bool) else (None, "expected true or false")
     if hint is str:
         return (value, None) if isinstance(value, str) else (None, "expected a string")
+    if name == "wards":
+        if not isinstance(value, dict) or not all(
+            isinstance(v, str) and v.strip() for v in value.values()
+        ):
+            example = '{ "Riverside" = "o-singh" }'
+            return None, f"expected ward = officer id pairs, e.g. {example}, got {value!r}"
+        return tuple((ward, officer.strip()) for ward, officer in value.items()), None
     if hint == (date | None):
         # TOML dates arrive as date; a datetime is a date too, but not what was meant.
         if isinstance(value, date) and not isinstance(value, datetime):
@@ -240,12 +327,21 @@ def _cross_check(d: Directory, where: str) -> list[Problem]:
                     f"unknown delivery unit {o.delivery_unit!r}",
                 )
             )
+    active = {o.id for o in d.officers if o.active}
     for u in d.delivery_units:
         for lead in u.leads:
             if lead not in officer_ids:
                 problems.append(
                     Problem(where, f"delivery_units[{u.name}].leads", f"unknown officer {lead!r}")
                 )
+        for ward, officer in u.wards:
+            if officer not in officer_ids:
+                message = f"unknown officer {officer!r} for ward {ward!r}"
+                problems.append(Problem(where, f"delivery_units[{u.name}].wards", message))
+        named = [*u.leads, *(officer for _, officer in u.wards)]
+        if not any(o in active for o in named):
+            message = "no active lead: its new cases would wait in triage"
+            problems.append(Problem(where, f"delivery_units[{u.name}].leads", message))
         if u.escalation_manager and u.escalation_manager not in officer_ids:
             problems.append(
                 Problem(

@@ -6,8 +6,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
-from mailbridge.directory import EMPTY, load_directory
+from mailbridge.cli import app
+from mailbridge.directory import EMPTY, Learnt, load_directory
 
 pytestmark = pytest.mark.unit
 
@@ -336,3 +338,184 @@ def test_a_missing_file_or_a_folder_is_one_problem_not_a_crash(tmp_path: Path) -
         directory, problems = load_directory(path)
         assert directory == EMPTY
         assert [(p.where, p.key, p.severity) for p in problems] == [(str(path), "-", "error")]
+
+
+# ----- wards, leads that have left, and reviews ----------------------------------------------
+
+
+def test_a_unit_can_split_by_ward_each_ward_to_an_officer(tmp_path: Path) -> None:
+    text = COUNCIL.replace(
+        'keywords = ["litter"]', 'keywords = ["litter"]\nwards = { "riverside" = "o-evans" }'
+    )
+
+    directory, problems, _ = load(tmp_path, text)
+
+    assert problems == []
+    unit = directory.delivery_unit("Street Scene")
+    assert unit.for_ward("Riverside") == ("riverside", "o-evans")
+    assert unit.for_ward("Old Town") is None and unit.for_ward("") is None
+
+
+@pytest.mark.parametrize(
+    ("wards", "message"),
+    [
+        ('{ "Riverside" = "o-ghost" }', "unknown officer 'o-ghost' for ward 'Riverside'"),
+        ('["Riverside"]', "expected ward = officer id pairs"),
+        ('{ "Riverside" = 3 }', "expected ward = officer id pairs"),
+    ],
+)
+def test_a_ward_split_names_officers_that_exist(tmp_path: Path, wards, message) -> None:
+    text = COUNCIL.replace('keywords = ["litter"]', f'keywords = ["litter"]\nwards = {wards}')
+
+    _, problems, _ = load(tmp_path, text)
+
+    assert message in keyed(problems)["delivery_units[Street Scene].wards"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ('id = "o-singh"\n', 'id = "o-singh"\nactive = false\n'),
+        ('leads = ["o-singh"]\n', "leads = []\n"),
+        ('leads = ["o-singh"]\n', ""),
+    ],
+)
+def test_a_unit_whose_leads_have_all_left_is_an_error(tmp_path: Path, change) -> None:
+    _, problems, _ = load(tmp_path, COUNCIL.replace(*change))
+
+    assert keyed(problems) == {
+        "delivery_units[Street Scene].leads": "no active lead: its new cases would wait in triage"
+    }
+
+
+def test_an_absent_lead_or_an_active_ward_officer_is_enough(tmp_path: Path) -> None:
+    text = COUNCIL.replace('id = "o-singh"\n', 'id = "o-singh"\nactive = false\n').replace(
+        'keywords = ["litter"]', 'keywords = ["litter"]\nwards = { "Riverside" = "o-evans" }'
+    )
+
+    assert load(tmp_path, text)[1] == []  # o-singh's absent_until does not count either
+
+
+@pytest.mark.parametrize(
+    ("reviewed", "warning"),
+    [
+        ("2025-11-23", None),  # exactly twelve months ago
+        ("2025-11-22", "escalation list last reviewed 2025-11-22, over 12 months ago"),
+        (None, "escalation list has never been reviewed (set escalation_reviewed)"),
+    ],
+)
+def test_an_escalation_list_not_reviewed_in_twelve_months_is_a_warning(
+    tmp_path: Path, reviewed, warning
+) -> None:
+    line = f"escalation_reviewed = {reviewed}\n" if reviewed else ""
+    text = COUNCIL.replace('keywords = ["litter"]\n', f'keywords = ["litter"]\n{line}')
+    path = tmp_path / "directory.toml"
+    path.write_text(text, encoding="utf-8")
+
+    assert load_directory(path)[1] == []  # without a date, nothing to judge against
+    _, problems = load_directory(path, date(2026, 11, 23))
+
+    found = [(p.key, p.severity, p.message) for p in problems]
+    expected = [("delivery_units[Street Scene].escalation_reviewed", "warning", warning)]
+    assert found == (expected if warning else [])
+
+
+def test_a_leap_day_review_is_judged_against_the_last_day_of_february(tmp_path: Path) -> None:
+    text = COUNCIL.replace(
+        'keywords = ["litter"]\n', 'keywords = ["litter"]\nescalation_reviewed = 2027-02-28\n'
+    )
+    path = tmp_path / "directory.toml"
+    path.write_text(text, encoding="utf-8")
+
+    assert load_directory(path, date(2028, 2, 29))[1] == []
+    assert len(load_directory(path, date(2028, 3, 1))[1]) == 1
+
+
+def test_a_ward_split_for_a_ward_no_member_sits_in_is_a_warning(tmp_path: Path) -> None:
+    text = COUNCIL.replace(
+        'keywords = ["litter"]',
+        'keywords = ["litter"]\nescalation_reviewed = 2026-10-01\n'
+        'wards = { "Rivreside" = "o-evans" }',
+    )
+    path = tmp_path / "directory.toml"
+    path.write_text(text, encoding="utf-8")
+
+    [problem] = load_directory(path, date(2026, 11, 23))[1]
+
+    assert (problem.key, problem.severity) == ("delivery_units[Street Scene].wards", "warning")
+    assert "no member sits for ward 'Rivreside'" in problem.message
+
+
+# ----- what mail taught, laid over the file ----------------------------------------------------
+
+
+def test_what_mail_taught_is_laid_over_the_file_and_forgotten_when_cleared(
+    tmp_path: Path,
+) -> None:
+    directory, _, _ = load(tmp_path, COUNCIL)
+    away = Learnt(reported_absent_until=date(2026, 12, 6))
+
+    taught = directory.with_learnt({"o-singh": away})
+
+    assert taught.officer("o-singh").learnt == away
+    assert taught.officer_by_address("harpreet.singh@council.example.gov.uk").learnt == away
+    assert taught.officer("o-evans").learnt == Learnt()
+    assert taught.with_learnt({"o-singh": away}) is taught  # nothing new: the same object
+    assert taught.with_learnt({}).officer("o-singh").learnt == Learnt()
+
+
+def test_the_file_cannot_set_what_only_mail_teaches(tmp_path: Path) -> None:
+    text = COUNCIL.replace("absent_until = 2026-08-21", "learnt = true")
+
+    _, problems, _ = load(tmp_path, text)
+
+    assert "unknown field" in keyed(problems)["officers[o-singh].learnt"]
+
+
+# ----- `mailbridge directory check` ----------------------------------------------------------
+
+BROKEN = REPO / "tests" / "data" / "directory_broken.toml"
+
+
+def check(*args: str) -> Result:
+    return CliRunner().invoke(app, ["directory", "check", *args], env={"COLUMNS": "200"})
+
+
+def test_check_names_each_problem_in_the_broken_example_with_its_file_and_entry() -> None:
+    result = check(str(BROKEN), "--today", "2026-11-23")
+
+    where = str(BROKEN)
+    lines = set(result.stdout.splitlines())
+    for key, severity, message in [
+        ("officers[o-singh].manager", "error", "unknown officer 'o-nobody'"),
+        ("officers[o-singh].deputy", "error", "unknown officer 'o-nobody-else'"),
+        ("delivery_units[Highways].leads", "error",
+         "no active lead: its new cases would wait in triage"),
+        ("delivery_units[Highways].escalation_manager", "error", "unknown officer 'o-boss'"),
+        ("delivery_units[Highways].wards", "error",
+         "unknown officer 'o-ghost' for ward 'Riverside'"),
+        ("officers[o-walsh].addresses", "error",
+         "dev.singh@council.example is also listed for officers[o-singh]"),
+        ("delivery_units[Street Scene].escalation_reviewed", "warning",
+         "escalation list last reviewed 2025-06-30, over 12 months ago"),
+    ]:  # fmt: skip
+        assert f"{where}: {key}: {severity}: {message}" in lines, key
+    assert f"{where}: 6 error(s), 1 warning(s)" in lines
+    assert result.exit_code == 1
+
+
+def test_warnings_alone_pass_unless_strict(tmp_path: Path) -> None:
+    path = tmp_path / "directory.toml"
+    path.write_text(COUNCIL, encoding="utf-8")  # Street Scene's list was never reviewed
+
+    relaxed, strict = check(str(path)), check(str(path), "--strict")
+
+    assert relaxed.exit_code == 0 and "1 warning(s)" in relaxed.stdout
+    assert strict.exit_code == 1
+
+
+def test_check_of_a_clean_file_says_ok_and_of_nothing_says_why(tmp_path: Path) -> None:
+    assert check(str(EXAMPLE_DIRECTORY), "--today", "2026-11-23").stdout.endswith(": ok\n")
+    missing = check(str(tmp_path / "nope.toml"))
+    assert missing.exit_code == 1 and "directory file not found" in missing.stdout
+    assert check(str(EXAMPLE_DIRECTORY), "--today", "soon").exit_code == 2

@@ -44,6 +44,14 @@ class WorkingCalendar:
     def _answers(self) -> dict[date, bool]:
         return {}  # memo: the holidays look-up is slow and the same few days recur
 
+    @cached_property
+    def _sums(self) -> dict[tuple[date, int], date]:
+        return {}  # memo for add_working_days: a sweep asks the same (day, n) of many cases
+
+    @cached_property
+    def _cutoffs(self) -> dict[date, datetime]:
+        return {}  # memo for at_cutoff: zoneinfo arithmetic is slow next to a dict look-up
+
     def is_working_day(self, day: date) -> bool:
         answer = self._answers.get(day)
         if answer is None:
@@ -63,9 +71,24 @@ class WorkingCalendar:
 
     def add_working_days(self, day: date, n: int) -> date:
         """The n-th working day after `day` (n >= 0; n == 0 gives `day` itself)."""
-        for _ in range(n):
-            day = self.next_working_day(day)
+        answer = self._sums.get((day, n))
+        if answer is None:
+            answer = day
+            for _ in range(n):
+                answer = self.next_working_day(answer)
+            self._sums[(day, n)] = answer
+        return answer
+
+    def previous_working_day(self, day: date) -> date:
+        """The last working day strictly before `day`: "the working day before" a date."""
+        day -= timedelta(days=1)
+        while not self.is_working_day(day):
+            day -= timedelta(days=1)
         return day
+
+    def working_day_on_or_after(self, day: date) -> date:
+        """`day` itself if it is a working day, else the next one: when a date can be acted on."""
+        return day if self.is_working_day(day) else self.next_working_day(day)
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.zone)
@@ -101,11 +124,23 @@ class WorkingCalendar:
 
     def at_cutoff(self, day: date) -> datetime:
         """The cut-off time on `day`, in UTC (zoneinfo resolves BST/GMT for that date)."""
-        return datetime.combine(day, self.cutoff, tzinfo=self.zone).astimezone(UTC)
+        answer = self._cutoffs.get(day)
+        if answer is None:
+            answer = datetime.combine(day, self.cutoff, tzinfo=self.zone).astimezone(UTC)
+            self._cutoffs[day] = answer
+        return answer
 
     def due_at(self, received: datetime, working_days: int) -> datetime:
-        """Received + N working days, at the cut-off of that day."""
+        """Received + N working days, at the cut-off of that day.
+
+        Also "working day N of the case": the clock's actions for a day fall due at its
+        cut-off, when that day's time is up (a chaser on day 3, an escalation on day 5).
+        """
         return self.at_cutoff(self.add_working_days(self.clock_start(received), working_days))
+
+    def local_at(self, day: date, at: time) -> datetime:
+        """A local wall-clock time on `day` (e.g. the Monday 08:00 digest), in UTC."""
+        return datetime.combine(day, at, tzinfo=self.zone).astimezone(UTC)
 
     def working_days_between(self, start: datetime, end: datetime) -> int:
         """Whole working days from the clock start of `start` to the local date of `end`."""

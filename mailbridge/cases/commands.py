@@ -19,9 +19,9 @@ FEEDBACK = {"satisfied": "satisfied", "partly": "partly", "not-satisfied": "not_
 HELP_LINES = (
     ("officer", "#delay YYYY-MM-DD reason", "a delay is advised; the member is told the new date"),
     ("officer", "#scheduled YYYY-MM-DD what", "work is booked for that date; follow-up diarised"),
-    ("officer", "#resolved", "this reply is the full response"),
+    ("officer", "#resolved", "this reply is the full response; on scheduled work: it is done"),
     ("officer", "#budget yes|no", "record (and tell the member) whether it has a budget cost"),
-    ("officer", "#wrong-service [delivery unit]", "not ours: back to the team or to that unit"),
+    ("officer", "#wrong-service [unit or officer]", "not ours: on to them, or back to the team"),
     ("officer", "#note text  /  #private", "an internal note; this reply is not passed on"),
     ("member", "#satisfied / #partly / #not-satisfied [comment]", "your view of the answer"),
     ("member", "#status [reference]", "the status of this case, or of all your open cases"),

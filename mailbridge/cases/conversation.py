@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from mailbridge.cases.assignment import TO_TRIAGE, reassign, route_to
 from mailbridge.cases.commands import (
     FEEDBACK,
     MEMBER_COMMANDS,
@@ -25,6 +26,7 @@ from mailbridge.cases.commands import (
 )
 from mailbridge.cases.routing import Router
 from mailbridge.cases.service import NewParticipant, add_participants, record_event
+from mailbridge.cases.split import resolve_parent_when_done
 from mailbridge.outbound.notices import (
     Mailer,
     queue_forward,
@@ -87,6 +89,8 @@ class Turn:
     inbound: Message
     speaker: Speaker
     now: datetime
+    # #resolved on a work_scheduled case confirms the work is done (the member is told so).
+    completes_work: bool = False
 
     def event(self, kind: str, *, rule: str | None = None, detail: dict | None = None) -> None:
         record_event(self.session, self.case.id, self.now, kind, actor=self.speaker.actor,
@@ -103,7 +107,10 @@ def handle_reply(
 ) -> list[str]:
     """Act on a reply already attached to `case`; returns what was done, for the log."""
     speaker = speaker_of(inbound.from_address or "", case, mailer)
-    turn = Turn(session, mailer, router, case, inbound, speaker, now)
+    turn = Turn(session, mailer, router, case, inbound, speaker, now,
+                completes_work=case.status == "work_scheduled")  # fmt: skip
+    if speaker.is_case_member:  # the member's last word: a resolved case no longer auto-closes
+        case.member_replied_at, case.next_action_at = inbound.received_at, now
     commands, rejected = read_commands(inbound.body_text or "")
     done: list[str] = []
     if rejected:
@@ -139,7 +146,9 @@ def _officer_reply(turn: Turn, obeyed: list[Command], text: str) -> list[str]:
     """Relay the officer's words unless they are internal; notices for bare commands."""
     session, mailer, case, now = turn.session, turn.mailer, turn.case, turn.now
     by_name = {c.name: c for c in obeyed}
-    if text and not by_name.keys() & {"note", "private"}:
+    # A #wrong-service reply is for the team and the next officer, not the member: its words
+    # go on the timeline and into the forward as the reason.
+    if text and not by_name.keys() & {"note", "private", "wrong-service"}:
         queue_relay(
             session,
             mailer,
@@ -153,6 +162,7 @@ def _officer_reply(turn: Turn, obeyed: list[Command], text: str) -> list[str]:
             scheduled=by_name.get("scheduled"),
             budget=case.budget if "budget" in by_name else None,
             feedback_links=mailer.feedback_links(case.reference) if "resolved" in by_name else None,
+            completed=case.scheduled_for if turn.completes_work and "resolved" in by_name else None,
         )
         case.first_response_at = case.first_response_at or now
         turn.event("reply-relayed", rule="officer-reply")
@@ -162,8 +172,11 @@ def _officer_reply(turn: Turn, obeyed: list[Command], text: str) -> list[str]:
     key = f"{case.reference}:{turn.inbound.id}"
     for name in ("delay", "scheduled", "resolved"):
         if command := by_name.get(name):
-            queue_notice(session, mailer, case, name, dedupe_key=f"{name}:{key}", now=now,
-                         on_date=command.on_date, text=command.text)  # fmt: skip
+            template, on_date = name, command.on_date
+            if name == "resolved" and turn.completes_work:  # the scheduled work is done
+                template, on_date = "completion_confirmed", case.scheduled_for
+            queue_notice(session, mailer, case, template, dedupe_key=f"{name}:{key}", now=now,
+                         on_date=on_date, text=command.text)  # fmt: skip
     if "budget" in by_name and not by_name.keys() & {"delay", "scheduled", "resolved"}:
         queue_notice(session, mailer, case, "budget", dedupe_key=f"budget:{key}", now=now)
     return []
@@ -187,7 +200,9 @@ def _apply(turn: Turn, command: Command) -> None:
     elif name == "resolved":
         case.status, case.resolved_at = "resolved", turn.inbound.received_at
         case.first_response_at = case.first_response_at or now
-        turn.event("resolved")
+        done = {"work_done": case.scheduled_for.isoformat()} if turn.completes_work else None
+        turn.event("resolved", detail=done)
+        resolve_parent_when_done(turn.session, case, now)  # the last part resolves its parent
     elif name == "budget":
         case.budget = command.choice
         turn.event("budget-recorded", detail={"budget": command.choice})
@@ -208,36 +223,22 @@ def _apply(turn: Turn, command: Command) -> None:
     elif name == "status":
         _status(turn, command)
         turn.event("status-requested", detail={"reference": command.choice or case.reference})
-    case.updated_at = now
+    case.updated_at = case.next_action_at = now  # the clock looks again at its next sweep
 
 
 def _reroute(turn: Turn, command: Command) -> None:
-    """#wrong-service: on to the named DU's lead, or back to triage. Not first time right."""
-    case, mailer, inbound = turn.case, turn.mailer, turn.inbound
-    target = mailer.directory.delivery_unit(command.choice) if command.choice else None
-    previous = (case.delivery_unit, case.officer)
-    if case.misroute_flag_seconds is None and case.first_assigned_at:
-        case.misroute_flag_seconds = mailer.calendar.working_seconds_between(
-            case.first_assigned_at, inbound.received_at
-        )
-    case.reroutes = (case.reroutes or 0) + 1
-    if target is None:
-        case.status, case.delivery_unit, case.officer = "triage", None, None
-        turn.event("misrouted", rule="wrong-service",
-                   detail={"from": previous, "to": None, "asked_for": command.choice})  # fmt: skip
-        return
-    route = turn.router.route_to_unit(target, mailer.calendar.local(turn.now).date())
-    case.delivery_unit, case.officer = route.delivery_unit, route.officer
-    case.status = "awaiting_response" if route.officer else "triage"
-    turn.event("misrouted", rule="wrong-service",
-               detail={"from": previous, "to": [route.delivery_unit, route.officer]})  # fmt: skip
-    original = turn.session.exec(
-        select(Message).where(Message.message_id == case.thread_message_id)
-    ).first()
-    if route.officer and original is not None:  # the new officer gets the enquiry and its history
-        queue_forward(turn.session, mailer, case, original, turn.now,
-                      rerouted_from=previous[0] or "triage",
-                      dedupe_key=f"reroute:{case.reference}:{inbound.id}")  # fmt: skip
+    """#wrong-service: on to the named unit or officer, or back to triage. Not first time
+    right: the case changes hands through the one reassignment service."""
+    today = turn.mailer.calendar.local(turn.now).date()
+    target = route_to(turn.router, command.choice, today) if command.choice else None
+    reason = f"#wrong-service {command.choice}".strip()
+    if words := _without_commands(new_text(turn.inbound.body_text or "")):
+        reason += f": {' '.join(words.split())[:300]}"
+    if command.choice and target is None:
+        reason += " (not a known unit or officer: back to the team)"
+    reassign(turn.session, turn.mailer, turn.case, target or TO_TRIAGE, turn.now,
+             actor=turn.speaker.actor, reason=reason, misroute=True,
+             message_db_id=turn.inbound.id)  # fmt: skip
 
 
 def _status(turn: Turn, command: Command) -> None:

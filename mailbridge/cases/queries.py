@@ -9,7 +9,14 @@ from typing import Any
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from mailbridge.store.models import OPEN_STATUSES, Case, Event, Message, Participant
+from mailbridge.store.models import (
+    OPEN_STATUSES,
+    Case,
+    CaseLink,
+    Event,
+    Message,
+    Participant,
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,15 @@ def case_detail(session: Session, reference: str, now: datetime) -> dict[str, An
             .order_by(Message.received_at, Message.id)
         )
     ]
+    detail["routing"] = {
+        "first_delivery_unit": case.first_delivery_unit,
+        "first_assigned_at": _iso(case.first_assigned_at),
+        "reroutes": case.reroutes,
+        "misroute_flagged_after_working_hours": None
+        if case.misroute_flag_seconds is None
+        else round(case.misroute_flag_seconds / 3600, 1),
+    }
+    detail["links"] = case_links(session, case.id)
     detail["events"] = [
         {
             "at": _iso(e.at),
@@ -103,6 +119,37 @@ def case_detail(session: Session, reference: str, now: datetime) -> dict[str, An
         )
     ]
     return detail
+
+
+def case_links(session: Session, case_id: int) -> list[dict[str, Any]]:
+    """The cases linked to this one, either way round; a merge says which way it went."""
+    other = aliased(Case)
+    rows = session.exec(
+        select(CaseLink, other.reference)
+        .join(
+            other,
+            ((CaseLink.case_id == case_id) & (other.id == CaseLink.other_case_id))
+            | ((CaseLink.other_case_id == case_id) & (other.id == CaseLink.case_id)),
+        )
+        .order_by(CaseLink.created_at, CaseLink.id)
+    ).all()
+    return [
+        {
+            "kind": _link_kind(link, case_id),
+            "reference": reference,
+            "score": link.score,
+            "reason": link.reason,
+            "actor": link.actor,
+            "created_at": _iso(link.created_at),
+        }
+        for link, reference in rows
+    ]
+
+
+def _link_kind(link: CaseLink, case_id: int) -> str:
+    if link.kind != "merged":
+        return link.kind
+    return "merged into" if link.case_id == case_id else "merged from"
 
 
 def message_summary(m: Message) -> dict[str, Any]:

@@ -1,9 +1,22 @@
-"""Choosing a delivery unit and an officer for a new case (pure, with the date passed in).
+"""Choosing a delivery unit and an officer for a case (pure, with the date passed in).
 
-This first cut matches each DU's keywords and regular expressions against the subject and
-body and picks the DU with most hits (file order breaks ties); its officer is the first lead
-who is active and not absent. No DU, or no officer available, means triage. The rule that
-fired is returned so the timeline can show a supervisor why.
+The unit, most explicit first:
+
+1. a unit the member named in the subject: `[Highways]` anywhere in it, or `Highways:` at its
+   start (after any Re:/Fwd:), matched against DU names case-insensitively. The member chose,
+   so it beats every keyword ("subject-unit:Highways");
+2. each DU's keywords (whole words or phrases, so "bins" is not found in "cabins") and regular
+   expressions, on the subject and body; the unit with most hits wins and file order breaks
+   ties ("keyword:pothole", "pattern:pot ?holes?").
+
+The officer: where the unit splits by ward, the officer for the member's ward ("ward:Riverside"),
+otherwise the unit's first lead. Someone inactive, absent (the file's absent_until, or the date
+an out-of-office gave, through that day) or whose address bounces is skipped for their deputy
+("deputy-of:o-singh"), then another available lead of the unit ("lead-instead-of:o-singh"),
+then nobody: the unit's case waits in triage ("no-officer").
+
+The steps join into the rule the timeline records, so a supervisor sees why:
+"keyword:bins; ward:Riverside; deputy-of:o-lee".
 """
 
 from __future__ import annotations
@@ -14,15 +27,21 @@ from datetime import date
 
 from mailbridge.directory import DeliveryUnit, Directory, Officer
 
+RULE_MAX = 60  # Event.rule is a 60-character column
+
 
 @dataclass(frozen=True)
 class Route:
     delivery_unit: str | None
     officer: str | None
-    rule: str  # e.g. "cc-officer", "keyword:fly-tipping", "no-route"
+    rule: str  # e.g. "cc-officer", "keyword:fly-tipping; deputy-of:o-singh", "no-route"
 
 
 NO_ROUTE = Route(None, None, "no-route")
+
+_REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|sv|antw)\s*:)*\s*", re.IGNORECASE)
+_LEADING_NAME = re.compile(r"([^:\[\]]{1,120}):")
+_BRACKETED = re.compile(r"\[([^\[\]]{1,120})\]")
 
 
 class Router:
@@ -47,7 +66,12 @@ class Router:
             for u in directory.delivery_units
         }
 
-    def route_by_text(self, subject: str, body: str, today: date) -> Route:
+    def route_by_text(self, subject: str, body: str, today: date, ward: str = "") -> Route:
+        """A new enquiry: the unit from its subject and text, the officer from the unit (and
+        the member's `ward` where the unit splits by ward)."""
+        unit = subject_unit(subject, self.directory)
+        if unit is not None:
+            return officer_route(unit, self.directory, today, f"subject-unit:{unit.name}", ward)
         text = f"{subject}\n{body}"
         found = set(self._keywords.findall(text.lower())) if self._keywords else set()
         best: tuple[int, DeliveryUnit, str] | None = None
@@ -59,29 +83,107 @@ class Router:
         if best is None:
             return NO_ROUTE
         _, unit, rule = best
-        officer = lead_for(unit, self.directory, today)
-        return Route(unit.name, officer.id if officer else None, rule)
+        return officer_route(unit, self.directory, today, rule, ward)
 
-    def route_to_unit(self, unit: DeliveryUnit, today: date) -> Route:
+    def route_to_unit(self, unit: DeliveryUnit, today: date, ward: str = "") -> Route:
         """A case sent to a named unit (#wrong-service Highways) goes to its available lead."""
-        officer = lead_for(unit, self.directory, today)
-        return Route(unit.name, officer.id if officer else None, "named-unit")
+        return officer_route(unit, self.directory, today, "named-unit", ward)
 
-    def route_to_officer(self, officer: Officer) -> Route:
-        """A cc'd enquiry addressed to a known officer is theirs: they already have it."""
+    def route_to_officer(self, officer: Officer, today: date | None = None) -> Route:
+        """A cc'd enquiry addressed to a known officer is theirs: they already have it.
+
+        Given `today`, an officer who is not there is covered as a lead would be.
+        """
         unit = (
             self.directory.delivery_unit(officer.delivery_unit) if officer.delivery_unit else None
         )
-        return Route(unit.name if unit else officer.delivery_unit or None, officer.id, "cc-officer")
+        unit_name = unit.name if unit else officer.delivery_unit or None
+        if today is None or available(officer, today):
+            return Route(unit_name, officer.id, "cc-officer")
+        chosen, steps = cover_for(officer.id, unit, self.directory, today)
+        return Route(unit_name, chosen, _rule(["cc-officer", *steps]))
+
+
+def subject_unit(subject: str, directory: Directory) -> DeliveryUnit | None:
+    """The DU named in the subject: `[Highways]` anywhere, or `Highways:` at the start."""
+    subject = subject or ""
+    bare = _REPLY_PREFIX.sub("", subject, count=1)
+    leading = _LEADING_NAME.match(bare)
+    names = [leading.group(1)] if leading else []
+    names += _BRACKETED.findall(subject)
+    for name in names:
+        unit = directory.delivery_unit(name.strip())
+        if unit is not None:
+            return unit
+    return None
+
+
+def officer_route(
+    unit: DeliveryUnit, directory: Directory, today: date, rule: str, ward: str = ""
+) -> Route:
+    """`unit`, with its officer for `ward` (or its first lead), covered if not there."""
+    steps = [rule]
+    split = unit.for_ward(ward)
+    if split is not None:
+        steps.append(f"ward:{split[0]}")
+    first = split[1] if split else unit.leads[0] if unit.leads else None
+    if first is None:
+        return Route(unit.name, None, _rule([*steps, "no-officer"]))
+    chosen, cover = cover_for(first, unit, directory, today)
+    return Route(unit.name, chosen, _rule(steps + cover))
+
+
+def instead_of(
+    officer_id: str, unit_name: str | None, directory: Directory, today: date, why: str
+) -> Route:
+    """Where a case goes when its officer is not there (a bounce, an out-of-office, a leaver):
+    their deputy, another lead of the case's unit, or triage within the unit."""
+    unit = directory.delivery_unit(unit_name) if unit_name else None
+    chosen, steps = cover_for(officer_id, unit, directory, today, skip_first=True)
+    return Route(unit.name if unit else unit_name, chosen, _rule([why, *steps]))
+
+
+def cover_for(
+    officer_id: str,
+    unit: DeliveryUnit | None,
+    directory: Directory,
+    today: date,
+    *,
+    skip_first: bool = False,
+) -> tuple[str | None, list[str]]:
+    """`officer_id` if they are there; else their deputy, else another available lead of
+    `unit`, else nobody. Returns the officer chosen and the steps taken.
+
+    `skip_first`: they are known not to be there, though `directory` may not say so yet (the
+    bounce being handled is not laid over it until the message is done).
+    """
+    officer = directory.officer(officer_id)
+    if not skip_first and available(officer, today):
+        return officer_id, []
+    deputy = directory.officer(officer.deputy) if officer and officer.deputy else None
+    if deputy is not None and deputy.id != officer_id and available(deputy, today):
+        return deputy.id, [f"deputy-of:{officer_id}"]
+    for lead in unit.leads if unit else ():
+        if lead != officer_id and available(directory.officer(lead), today):
+            return lead, [f"lead-instead-of:{officer_id}"]
+    return None, ["no-officer"]
 
 
 def available(officer: Officer | None, today: date) -> bool:
-    return bool(
-        officer
-        and officer.active
-        and (officer.absent_until is None or officer.absent_until < today)
-    )
+    """Active, not away (the file's or an out-of-office's date, through that day), and their
+    address does not bounce."""
+    if officer is None or not officer.active or officer.learnt.undeliverable_at is not None:
+        return False
+    away = (officer.absent_until, officer.learnt.reported_absent_until)
+    return not any(until is not None and until >= today for until in away)
 
 
-def lead_for(unit: DeliveryUnit, directory: Directory, today: date) -> Officer | None:
-    return next((o for o in map(directory.officer, unit.leads) if available(o, today)), None)
+def _rule(steps: list[str]) -> str:
+    """The steps as one rule that fits the timeline's column; a long first step (a regular
+    expression) is shortened, never the officer steps a supervisor reads for."""
+    rule = "; ".join(steps)
+    if len(rule) <= RULE_MAX:
+        return rule
+    tail = "".join(f"; {step}" for step in steps[1:])
+    head = steps[0][: max(RULE_MAX - len(tail) - 1, 8)]
+    return f"{head}…{tail}"[:RULE_MAX]

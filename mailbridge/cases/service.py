@@ -18,7 +18,7 @@ from mailbridge.cases.matching import Candidate
 from mailbridge.cases.references import next_reference
 from mailbridge.config import ReferenceFormat
 from mailbridge.store.db import insert_ignoring
-from mailbridge.store.models import Case, Event, Message, Outbox, Participant
+from mailbridge.store.models import MERGED, Case, CaseLink, Event, Message, Outbox, Participant
 
 SYSTEM = "mailbridge"
 
@@ -62,20 +62,23 @@ def open_case(
     response_days: int,
     received_at: datetime,
     now: datetime,
+    reference: str | None = None,
     **fields: Any,
 ) -> Case:
-    """A new case with the next reference of the year it was received in (council time).
+    """A new case with the next reference of the year it was received in (council time), or
+    with `reference` (a part's, ME-2026-00123-2, which takes no number of its own).
 
     Inserted with one Core statement (the ORM's unit of work costs more than the pipeline's
     whole SQL); the returned Case is a detached snapshot of the row.
     """
     year = calendar.local(received_at).year
     values = {
-        "reference": next_reference(session, fmt, year),
+        "reference": reference or next_reference(session, fmt, year),
         "received_at": received_at,
         "due_at": calendar.due_at(received_at, response_days),
         "created_at": now,
         "updated_at": now,
+        "next_action_at": now,  # the clock's next sweep works out when it is really due
         **fields,
     }
     case_id = session.connection().execute(_INSERT_CASE, values).scalar_one()
@@ -83,8 +86,13 @@ def open_case(
 
 
 def touch_case(session: Session, case_id: int, now: datetime, **changes: Any) -> None:
-    """Update a case's columns (and its updated_at) with one statement."""
-    session.connection().execute(_UPDATE_CASE, {"case_row": case_id, "updated_at": now, **changes})
+    """Update a case's columns (and its updated_at) with one statement.
+
+    Any change may move the clock, so next_action_at becomes `now` and the next sweep works
+    out the case's real next action (mailbridge/schedule).
+    """
+    values = {"case_row": case_id, "updated_at": now, "next_action_at": now, **changes}
+    session.connection().execute(_UPDATE_CASE, values)
 
 
 @dataclass(frozen=True)
@@ -149,8 +157,25 @@ def find_case(session: Session, candidates: list[Candidate]) -> tuple[Case, Cand
             )
             case = session.get(Case, case_id) if case_id else None
         if case is not None:
-            return case, candidate
+            return surviving_case(session, case), candidate
     return None
+
+
+def surviving_case(session: Session, case: Case) -> Case:
+    """A case merged into another (`case merge`) answers for it: mail quoting the old
+    reference goes on the case it was merged into, following a chain of merges."""
+    seen = {case.id}
+    while case.kind == MERGED:
+        into = session.exec(
+            select(CaseLink.other_case_id).where(
+                CaseLink.case_id == case.id, CaseLink.kind == MERGED
+            )
+        ).first()
+        if into is None or into in seen:
+            break
+        seen.add(into)
+        case = session.get(Case, into)
+    return case
 
 
 def case_by_reference(session: Session, reference: str) -> Case | None:

@@ -6,7 +6,19 @@ from typing import Annotated
 
 import typer
 
-from mailbridge.cli import cases, config_cmd, daemon_cmd, db_cmd, history, messages, outbox, reports
+from mailbridge.cli import (
+    case_links,
+    cases,
+    config_cmd,
+    daemon_cmd,
+    db_cmd,
+    directory,
+    history,
+    messages,
+    outbox,
+    reports,
+    schedule,
+)
 from mailbridge.cli.context import AppContext
 
 app = typer.Typer(
@@ -33,13 +45,17 @@ def _root(
 
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(directory.app, name="directory")
 app.add_typer(cases.app, name="case")
+case_links.register(cases.app)  # split, link, merge
 app.add_typer(messages.app, name="message")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(reports.app, name="report")
 app.add_typer(history.import_app, name="import")
 app.add_typer(history.export_app, name="export")
 daemon_cmd.register(app)
+app.add_typer(schedule.app, name="schedule")
+schedule.register(app)  # mailbridge sweep
 
 
 def main() -> None:

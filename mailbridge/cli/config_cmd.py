@@ -15,7 +15,14 @@ from urllib.parse import urlsplit
 
 import typer
 
-from mailbridge.config import Problem, Settings, check_settings, setting_origins
+from mailbridge.config import (
+    SLA_KEYS,
+    WEEKDAYS,
+    Problem,
+    Settings,
+    check_settings,
+    setting_origins,
+)
 from mailbridge.directory import load_directory
 
 app = typer.Typer(
@@ -126,6 +133,12 @@ def effective(s: Settings) -> dict[str, dict[str, Any]]:
             "cutoff": s.clock.cutoff.strftime("%H:%M"),
             "response_days": s.clock.response_days,
             "closure_days": list(s.clock.closure_days),
+            **{key: getattr(s.clock, key) for key in SLA_KEYS},
+            "units": s.clock.units,
+            "digest": s.clock.digest,
+            "digest_weekday": WEEKDAYS[s.clock.digest_weekday].title(),
+            "digest_time": s.clock.digest_time.strftime("%H:%M"),
+            "sweep_seconds": s.clock.sweep_seconds,
         },
         "templates": {"dir": str(s.template_dir) if s.template_dir else None},
     }
@@ -172,5 +185,8 @@ def _toml_value(value: Any) -> str:
         return str(value)  # TOML integers and local dates are written as Python prints them
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, e.g. [clock] units
+        pairs = (f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
     # JSON string escapes are valid TOML basic-string escapes; DEL must be escaped in TOML too.
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -24,10 +24,13 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
+from mailbridge.cases.absence import officer_away, officer_bounced
 from mailbridge.cases.calendar import WorkingCalendar
 from mailbridge.cases.commands import new_text, read_commands
 from mailbridge.cases.conversation import handle_reply, open_cases_of
+from mailbridge.cases.links import flag_possible_duplicates
 from mailbridge.cases.matching import Candidate, match_candidates
+from mailbridge.cases.parts import SPLIT_RULE, Questions, Share, plan_parts
 from mailbridge.cases.people import people_of
 from mailbridge.cases.routing import NO_ROUTE, Route, Router
 from mailbridge.cases.service import (
@@ -38,8 +41,9 @@ from mailbridge.cases.service import (
     record_event,
     touch_case,
 )
+from mailbridge.cases.split import open_parts
 from mailbridge.config import ReferenceFormat, Settings
-from mailbridge.directory import Directory
+from mailbridge.directory import Directory, Member
 from mailbridge.ingest.classify import (
     AUTO_REPLY,
     BOUNCE,
@@ -59,10 +63,12 @@ from mailbridge.store.models import (
     MESSAGE_FAILED,
     MESSAGE_PROCESSED,
     MESSAGE_RECEIVED,
+    SPLIT,
     Case,
     Message,
     MessageCopy,
 )
+from mailbridge.store.people import learnt
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +108,17 @@ class PipelineContext:
             mailer=Mailer.from_settings(settings, directory, calendar),
         )
 
+    def with_directory(self, directory: Directory) -> PipelineContext:
+        """The same context over another directory: a reload, or what mail taught."""
+        if directory is self.directory:
+            return self
+        return replace(self, directory=directory, router=Router(directory),
+                       mailer=replace(self.mailer, directory=directory))  # fmt: skip
+
+    def refreshed(self, session: Session) -> PipelineContext:
+        """With what the database now knows of officers' absences and bounces (one query)."""
+        return self.with_directory(self.directory.with_learnt(learnt(session)))
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -117,6 +134,7 @@ class Outcome:
     classification: str
     action: str  # opened | attached | held | unmatched | unparseable | skipped
     reference: str | None = None
+    people_changed: bool = False  # an officer was marked away or undeliverable: refresh
 
 
 # Statements built once (see store.db.insert_ignoring): this module runs them for every message.
@@ -343,7 +361,9 @@ def _attach(
             rule=verdict.rule,
             detail=detail,
         )
-        return Outcome(inbound.id, verdict.kind, "attached", case.reference)
+        gone = _not_there(session, inbound, parsed, verdict, case, ctx, now)
+        action = "attached+passed-on" if gone else "attached"
+        return Outcome(inbound.id, verdict.kind, action, case.reference, people_changed=gone)
     inbound.changes["classification"] = REPLY
     # A reference is not a password: a stranger's message is kept but held for the team.
     known = sender and (
@@ -375,10 +395,13 @@ def _open(
     directory = ctx.directory
     sender = parsed.from_.email if parsed.from_ else ""
     member = directory.member_by_address(sender) if verdict.kind != NON_MEMBER else None
-    route = _route(parsed, verdict, ctx, now)
+    route = _route(parsed, verdict, ctx, now, member.ward if member else "")
     own = partial(is_own_address, own_addresses=ctx.own_addresses)
     cc_only = any(own(a.email) for a in parsed.cc) and not any(own(a.email) for a in parsed.to)
-    status = "awaiting_response" if member and route.officer else "triage"
+    plan = _parts(parsed, member, route, ctx, now)
+    if plan:  # its questions go to two or more units: this case is the umbrella of their parts
+        route = Route(None, None, SPLIT_RULE)
+    status = "awaiting_response" if member and (route.officer or plan) else "triage"
     case = open_case(
         session,
         fmt=ctx.references,
@@ -388,6 +411,7 @@ def _open(
         now=now,
         status=status,
         origin="cc" if cc_only else "direct",
+        kind=SPLIT if plan else "members_enquiry",
         member=member.id if member else None,
         member_address=sender if member else None,
         delivery_unit=route.delivery_unit,
@@ -424,12 +448,30 @@ def _open(
         event(
             "triage", rule="non-member" if member is None else route.rule, detail={"reason": reason}
         )
+    original = inbound.as_message()
+    parts = open_parts(session, ctx, case, *plan, now, original=original) if plan else []
     if member is not None:  # never to a non-member, a bounce or an auto-reply: no mail loops
         thread = thread_under(parsed.message_id, parsed.references)
-        queue_ack(session, ctx.mailer, case, now, thread=thread)
-        if case.origin == "direct":  # a cc'd officer already has the member's email
-            queue_forward(session, ctx.mailer, case, inbound.as_message(), now)
+        queue_ack(session, ctx.mailer, case, now, thread=thread, parts=parts)
+        # The officer the member wrote to already has the email; anyone else gets it.
+        if route.rule != "cc-officer" and not parts:
+            queue_forward(session, ctx.mailer, case, original, now)
+    flag_possible_duplicates(session, ctx.mailer, case, parsed.subject, parsed.body_text, now)
     return case
+
+
+def _parts(
+    parsed: ParsedMessage,
+    member: Member | None,
+    route: Route,
+    ctx: PipelineContext,
+    now: datetime,
+) -> tuple[Questions, list[Share]] | None:
+    """A member's numbered questions for two or more units are split into parts, unless the
+    member chose: an enquiry written to an officer, or to a unit named in the subject."""
+    if member is None or route.rule.startswith(("cc-officer", "subject-unit")):
+        return None
+    return plan_parts(ctx.router, parsed.body_text, ctx.calendar.local(now).date(), member.ward)
 
 
 def _asks_status_only(parsed: ParsedMessage) -> bool:
@@ -444,12 +486,36 @@ def _asks_status_only(parsed: ParsedMessage) -> bool:
     )
 
 
-def _route(parsed: ParsedMessage, verdict: Verdict, ctx: PipelineContext, now: datetime) -> Route:
+def _route(
+    parsed: ParsedMessage, verdict: Verdict, ctx: PipelineContext, now: datetime, ward: str
+) -> Route:
     if verdict.kind == NON_MEMBER:
         return NO_ROUTE
     today = ctx.calendar.local(now).date()
     if verdict.kind == CC_ENQUIRY:
         for person in parsed.to:
             if officer := ctx.directory.officer_by_address(person.email):
-                return ctx.router.route_to_officer(officer)
-    return ctx.router.route_by_text(parsed.subject, parsed.body_text, today)
+                return ctx.router.route_to_officer(officer, today)
+    return ctx.router.route_by_text(parsed.subject, parsed.body_text, today, ward)
+
+
+def _not_there(
+    session: Session,
+    inbound: Inbound,
+    parsed: ParsedMessage,
+    verdict: Verdict,
+    case: Case,
+    ctx: PipelineContext,
+    now: datetime,
+) -> bool:
+    """A bounce of our mail to an officer, or the case officer's out-of-office, passes their
+    open cases on (cases.absence). True when an officer was marked."""
+    if verdict.kind == BOUNCE:
+        return officer_bounced(session, ctx.mailer, failed=parsed.dsn_recipients,
+                               status=parsed.dsn_status, now=now,
+                               message_db_id=inbound.id)  # fmt: skip
+    if verdict.kind == AUTO_REPLY and parsed.from_:
+        return officer_away(session, ctx.mailer, case, sender=parsed.from_.email,
+                            text=f"{parsed.subject}\n{parsed.body_text}", now=now,
+                            message_db_id=inbound.id)  # fmt: skip
+    return False

@@ -54,6 +54,14 @@ class Runner:
         self.engine, self.source, self.ctx, self.clock = engine, source, ctx, clock
         self.stop = stop or threading.Event()
         self.committed = committed  # set after each commit: the outbox sender's doorbell
+        self._next_ctx: PipelineContext | None = None  # a reloaded directory, set by SIGHUP
+        self._ctx_lock = threading.Lock()
+
+    def use_context(self, ctx: PipelineContext) -> None:
+        """Swap in a new context (a reloaded directory), from any thread: the next batch uses
+        it, with what the database then knows of officers' absences and bounces."""
+        with self._ctx_lock:
+            self._next_ctx = ctx
 
     def close(self) -> None:
         self.source.close()
@@ -101,6 +109,11 @@ class Runner:
         """
         handled = 0
         with session(self.engine) as s:
+            with self._ctx_lock:
+                ctx, self._next_ctx = self._next_ctx or self.ctx, None
+            # One query per batch: absences and bounces recorded since (by another daemon,
+            # or `mailbridge directory clear`) route new cases round or back to people.
+            self.ctx = ctx.refreshed(s)
             for message_db_id in message_ids:
                 if self.stop.is_set():
                     break
@@ -116,6 +129,8 @@ class Runner:
                     stats.failed += 1
                     continue
                 stats.processed += 1
+                if outcome.people_changed:  # route round them from the next message on
+                    self.ctx = self.ctx.refreshed(s)
                 log.info(
                     "message %s: %s %s %s",
                     outcome.message_db_id,

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from mailbridge.cases.calendar import WorkingCalendar
 from mailbridge.cases.commands import HELP_LINES, Rejected
 from mailbridge.config import Settings
-from mailbridge.directory import Directory
+from mailbridge.directory import Directory, Member
 from mailbridge.ingest.classify import is_own_address
 from mailbridge.outbound.compose import (
     Attachment,
@@ -79,6 +79,7 @@ class Mailer:
             directory=directory,
             calendar=calendar,
             supervisors=settings.supervisors,
+            auto_close_days=settings.clock.auto_close_days,
         )
 
     def reply_address(self, reference: str) -> str:
@@ -190,15 +191,17 @@ def queue_ack(
     *,
     thread: Thread,
     parts: Sequence[Case] = (),
+    dedupe_key: str | None = None,
 ) -> bool:
-    """The member hears the reference(s), who has it and when it is due, the same day."""
+    """The member hears the reference(s), who has it and when it is due, the same day; again
+    (under another `dedupe_key`) when a supervisor splits the case into parts."""
     if not case.member_address:
         return False
     copied = [] if case.nocopy else _stakeholders(session, case)
     return mailer.queue(
         session,
         kind="ack",
-        dedupe_key=f"ack:{case.reference}",
+        dedupe_key=dedupe_key or f"ack:{case.reference}",
         case=case,
         recipients=Recipients((case.member_address,), ()),
         template="ack",
@@ -222,9 +225,14 @@ def queue_forward(
     *,
     followup: bool = False,
     rerouted_from: str | None = None,
+    history: Sequence[str] = (),
     dedupe_key: str | None = None,
+    part_of: str | None = None,
+    body: str | None = None,
 ) -> bool:
-    """The officer gets the enquiry (or the member's follow-up) with the original attached."""
+    """The officer gets the enquiry (or the member's follow-up) with the original attached;
+    a case that changed hands says who had it (`rerouted_from`) and its timeline (`history`).
+    A part names its originating case (`part_of`) and shows only its own questions (`body`)."""
     officer = mailer.directory.officer(case.officer) if case.officer else None
     if officer is None:
         return False
@@ -249,11 +257,13 @@ def queue_forward(
             "followup": followup,
             "received": mailer.calendar.local(inbound.received_at),
             "subject": inbound.subject or case.subject,
-            "body": inbound.body_text or "",
+            "body": (inbound.body_text or "") if body is None else body,
+            "part_of": part_of,
             "attachments": [a["filename"] for a in inbound.attachments if a.get("filename")],
             "copied": [] if unit and unit.confidential else _stakeholders(session, case),
             "confidential": bool(unit and unit.confidential),
             "rerouted_from": rerouted_from,
+            "history": list(history),
         },
         thread=Thread(),
         now=now,
@@ -399,6 +409,7 @@ def queue_relay(
             "scheduled": None,
             "budget": None,
             "feedback_links": None,
+            "completed": None,  # the date of scheduled work the officer confirmed is done
             **banner,
         },
         thread=member_thread(session, case),
@@ -444,4 +455,68 @@ def queue_team_notice(
         now=now,
         auto_submitted="auto-generated",
         subject=tagged_subject(headline, case.reference, reply=False) if case else headline,
+    )
+
+
+def queue_service_notice(
+    session: Session,
+    mailer: Mailer,
+    case: Case,
+    template: str,
+    *,
+    dedupe_key: str,
+    recipients: Recipients,
+    headline: str,
+    now: datetime,
+    **context: Any,
+) -> bool:
+    """A clock email to the service about a case (chaser, escalation, delay reminder,
+    completion check): in a thread of its own under the case tag, as the forward is, with
+    the case's plus-address to reply to."""
+    officer = mailer.directory.officer(case.officer) if case.officer else None
+    return mailer.queue(
+        session,
+        kind=template,
+        dedupe_key=dedupe_key,
+        case=case,
+        recipients=recipients,
+        template=template,
+        context={
+            "officer_name": officer.name if officer else None,
+            "member_name": mailer.member_name(case),
+            **context,
+        },
+        thread=Thread(),
+        now=now,
+        auto_submitted="auto-generated",
+        subject=tagged_subject(f"{headline}: {case.subject}", case.reference, reply=False),
+    )
+
+
+def queue_digest(
+    session: Session,
+    mailer: Mailer,
+    member: Member,
+    cases: Sequence[Case],
+    *,
+    week: str,
+    now: datetime,
+) -> bool:
+    """The weekly digest of a member's open cases, once per member per ISO week."""
+    return mailer.queue(
+        session,
+        kind="digest",
+        dedupe_key=f"digest:{member.id}:{week}",
+        case=None,
+        recipients=Recipients((member.addresses[0],), ()),
+        template="digest",
+        context={
+            "member_name": member.name,
+            "week": week,
+            "cases": [mailer.case_view(c) for c in cases],
+        },
+        thread=Thread(),
+        now=now,
+        auto_submitted="auto-generated",
+        subject=f"Your open enquiries, week {week}",
     )

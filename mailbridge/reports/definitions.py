@@ -13,10 +13,14 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from mailbridge.cases.calendar import WorkingCalendar
+from mailbridge.store.models import MERGED, SPLIT
 
 TOTAL = "Total"
 UNASSIGNED = "Unassigned"  # cases in triage, or imported without a DU
-NOT_COUNTED_KINDS = ("not_me",)  # not a Members' Enquiry at all (e.g. a planning objection)
+# Not counted: not a Members' Enquiry at all (e.g. a planning objection); the originating case of
+# a multi-part enquiry (its parts are counted, each with its own DU and clock); a case merged
+# into another (that one is counted).
+NOT_COUNTED_KINDS = ("not_me", SPLIT, MERGED)
 ONE_PLACE = Decimal("0.1")
 
 

@@ -29,6 +29,11 @@ CASE_STATUSES = (
 OPEN_STATUSES = CASE_STATUSES[:6]
 ORIGINS = ("direct", "cc", "forwarded", "imported")
 KINDS = ("members_enquiry", "service_request", "foi", "not_me")
+# Two more Case.kind values, set by mailbridge and never chosen by hand: an enquiry the reports
+# count through other cases, so that nothing is counted twice. SPLIT: the originating case of
+# a multi-part enquiry, whose parts are the work (DESIGN §2); MERGED: a case merged into
+# another (`case merge`), which carries on as that one.
+SPLIT, MERGED = "split", "merged"
 FEEDBACK = ("satisfied", "partly", "not_satisfied")  # the member's #satisfied / #partly / …
 # CaseLink.kind: "related" (a supervisor's link), "duplicate" (a possible duplicate, flagged for
 # the team, never merged automatically), "merged" (case_id was merged into other_case_id).
