@@ -192,9 +192,7 @@ def ingest_once(deps: Deps) -> DrainStats:
         runner.close()
 
 
-def sweep_once(
-    deps: Deps, now: datetime | None = None, mailer: Mailer | None = None
-) -> SweepStats:
+def sweep_once(deps: Deps, now: datetime | None = None, mailer: Mailer | None = None) -> SweepStats:
     """One sweep of the clock as of `now` (default: the daemon's clock): what is due, queued."""
     mailer = mailer or PipelineContext.from_settings(deps.settings, deps.directory).mailer
     policy = ClockPolicy.from_settings(deps.settings.clock)

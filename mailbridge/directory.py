@@ -340,8 +340,12 @@ def _cross_check(d: Directory, where: str) -> list[Problem]:
                 problems.append(Problem(where, f"delivery_units[{u.name}].wards", message))
         named = [*u.leads, *(officer for _, officer in u.wards)]
         if not any(o in active for o in named):
-            message = "no active lead: its new cases would wait in triage"
-            problems.append(Problem(where, f"delivery_units[{u.name}].leads", message))
+            # A warning, not an error: a reload that takes a leaver out must not be refused
+            # because they were the only lead; their cases go to the team's triage instead.
+            message = "no active lead: its new cases will wait in triage"
+            problems.append(
+                Problem(where, f"delivery_units[{u.name}].leads", message, severity="warning")
+            )
         if u.escalation_manager and u.escalation_manager not in officer_ids:
             problems.append(
                 Problem(

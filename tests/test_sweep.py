@@ -17,16 +17,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from mailbridge.cases.calendar import WorkingCalendar
 from mailbridge.clock import FrozenClock
 from mailbridge.config import load_settings
-from mailbridge.daemon import build_deps, build_runner, sweep_once
+from mailbridge.daemon import build_deps, build_runner
 from mailbridge.ingest.pipeline import PipelineContext
 from mailbridge.schedule.plan import CaseClock, upcoming
 from mailbridge.schedule.policy import ClockPolicy
-from mailbridge.schedule.scheduler import AdvisoryLock
+from mailbridge.schedule.scheduler import AdvisoryLock, lead
 from mailbridge.schedule.sweep import sweep
 from mailbridge.store.db import make_engine, session
 from mailbridge.store.models import Case, Event, Outbox
@@ -73,6 +73,7 @@ class Council:
         )
         env = settings_env(db_url, f"maildir://{maildir}", MAILBRIDGE_DIRECTORY=str(directory))
         self.deps = build_deps(load_settings(config, env), FrozenClock(THURSDAY_17_DEC))
+        self._context: PipelineContext | None = None
 
     def receive(self, raw: bytes, when: datetime) -> None:
         self.deps.clock.current = when
@@ -86,7 +87,11 @@ class Council:
         self.receive(make_email(SINGH, [MAILBOX], f"Re: Fly-tipping [{reference}]", body), when)
 
     def sweep(self, when: datetime):
-        return sweep_once(self.deps, when)
+        """One sweep as the daemon runs it: its mailer built once, the time handed in."""
+        if self._context is None:
+            self._context = PipelineContext.from_settings(self.deps.settings, self.deps.directory)
+        policy = ClockPolicy.from_settings(self.deps.settings.clock)
+        return sweep(self.deps.engine, self._context.mailer, policy, when)
 
     def sweep_through(self, moments) -> Counter:
         queued: Counter = Counter()
@@ -137,7 +142,7 @@ def council(maildir, db_url, tmp_path):
 def test_an_enquiry_of_thursday_17_december_is_chased_and_escalated_over_christmas(council):
     council.enquiry()
     end = at(8, 1, 2027, hour=18)
-    queued = council.sweep_through(steps(THURSDAY_17_DEC, end, timedelta(minutes=37)))
+    queued = council.sweep_through(steps(THURSDAY_17_DEC, end, timedelta(minutes=53)))
     assert (queued["chaser"], queued["escalation"]) == (1, 5)
     sent = council.sent()
     assert [(key, to, cc) for key, to, cc, _ in sent] == [
@@ -151,7 +156,7 @@ def test_an_enquiry_of_thursday_17_december_is_chased_and_escalated_over_christm
     # each went at the first sweep after its working day's cut-off (17:00, GMT in winter)
     slots = [at(22), at(24), at(30), at(4, 1, 2027), at(6, 1, 2027), at(8, 1, 2027)]
     for (_, _, _, queued_at), slot in zip(sent, slots, strict=True):
-        assert slot <= queued_at < slot + timedelta(minutes=37)
+        assert slot <= queued_at < slot + timedelta(minutes=53)
     case = council.case()
     assert (case.status, case.chasers_sent, case.escalations) == ("escalated", 1, 5)
     assert case.next_action_at == at(12, 1, 2027)
@@ -192,7 +197,7 @@ def test_after_downtime_only_the_latest_escalation_goes_numbered_as_it_would_hav
 def test_a_delay_advised_moves_the_chasers_and_escalations_to_the_new_date(council):
     council.enquiry()
     council.officer_says("#delay 2027-01-08 waiting for the contractor", at(21, hour=10))
-    council.sweep_through(steps(at(21, hour=10), at(13, 1, 2027), timedelta(minutes=41)))
+    council.sweep_through(steps(at(21, hour=10), at(13, 1, 2027), timedelta(minutes=67)))
     sent = council.sent("delay_reminder", "delay_passed", "chaser", "escalation")
     assert [(key, to) for key, to, _, _ in sent] == [
         (f"delay-reminder:{REF}:2027-01-08", [SINGH]),  # the working day before the new date
@@ -227,6 +232,18 @@ def test_scheduled_work_is_followed_up_and_the_member_told_when_it_is_done(counc
     [(key, to, _, _)] = council.sent("auto_closed")
     assert (key, to) == (f"auto-close:{REF}", [PATEL])
     assert council.timeline()[-1] == "auto-closed"
+
+
+def test_an_officers_words_confirming_scheduled_work_reach_the_member_as_complete(council):
+    council.enquiry()
+    council.officer_says("#scheduled 2027-01-06 clearing the bags", at(18, hour=10))
+    council.officer_says("All cleared this morning.\n#resolved", at(6, 1, 2027, hour=12))
+    [(key, to, _, _)] = council.sent("relay")
+    assert to == [PATEL]
+    body = council.body(key)
+    assert "All cleared this morning." in body
+    assert "The work scheduled for Wednesday 6 January is complete." in body
+    assert council.sweep(at(6, 1, 2027)).queued == {}  # no "is it done?" once it is
 
 
 def test_a_member_who_replies_after_the_answer_keeps_the_case_open(council):
@@ -269,7 +286,7 @@ def test_the_weekly_digest_goes_on_monday_at_eight_once_a_week(maildir, db_url, 
     try:
         council.enquiry()  # Thursday of week 51, after its digest: none that week
         council.enquiry(at(18, hour=9))
-        council.sweep_through(steps(at(17, hour=11), at(29, hour=12), timedelta(minutes=30)))
+        council.sweep_through(steps(at(17, hour=11), at(29, hour=12), timedelta(hours=1)))
         digests = council.sent("digest")
         assert [(key, to) for key, to, *_ in digests] == [
             ("digest:cllr-patel:2026-W52", [PATEL]),
@@ -316,7 +333,7 @@ def test_two_sweepers_through_a_fortnight_send_every_dedupe_key_once(council, db
     start = at(14, hour=8)
     cases = _seed(engine, start, 200)
     stop = start + timedelta(days=14)
-    moments = list(steps(start, stop, timedelta(minutes=45)))
+    moments = list(steps(start, stop, timedelta(minutes=90)))  # on each day's 17:00 too
     errors: list[BaseException] = []
     swept: Counter = Counter()
     settings = council.deps.settings
@@ -388,6 +405,35 @@ def _seed(engine, start: datetime, n: int) -> list[CaseClock]:
                       delivery_unit=r["delivery_unit"]) for r in rows]  # fmt: skip
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_leader_whose_database_connection_dies_stops_leading_and_leads_again(db_url):
+    lock, stop, term = AdvisoryLock(db_url), threading.Event(), threading.Event()
+    terms: list[str] = []
+
+    def work() -> None:  # the mailbox ingest: runs until its term ends
+        terms.append("leading")
+        term.wait()
+
+    leader = threading.Thread(target=lead, args=(lock, stop, term, work, lambda: None),
+                              kwargs={"sweep_seconds": 1})  # fmt: skip
+    leader.start()
+    try:
+        _wait_for(lambda: terms == ["leading"])
+        engine = make_engine(db_url)
+        with engine.begin() as conn:  # the fault, at the edge: the server drops the connection
+            conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ))  # fmt: skip
+        engine.dispose()
+        _wait_for(lambda: len(terms) == 2)  # noticed, stopped, took the lock again
+    finally:
+        stop.set()
+        leader.join(15)
+    assert not leader.is_alive()
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -420,23 +466,28 @@ def test_two_daemons_on_one_database_and_mailbox_send_nothing_twice(
         with session(engine) as s:
             return s.exec(select(func.count()).where(Outbox.status == "sent")).scalar()
 
+    def leading() -> list[int]:
+        return [i for i, log in enumerate(logs) if "leading" in log.read_text()]
+
     try:
-        leader = start(logs[0])
-        _wait_for(lambda: "leading" in logs[0].read_text())
-        start(logs[1])
-        _wait_for(lambda: "another mailbridge daemon leads" in logs[1].read_text())
+        for log in logs:
+            start(log)
+        _wait_for(lambda: len(leading()) == 1)
+        [first] = leading()
+        leader, follower = daemons[first], logs[1 - first]
+        _wait_for(lambda: "another mailbridge daemon leads" in follower.read_text())
         _wait_for(lambda: outbox_sent() == 40)  # the leader's first sweep
         deliver(maildir, "1.eml", make_email(PATEL, [MAILBOX], "Fly-tipping"), datetime.now(UTC))
         _wait_for(lambda: outbox_sent() == 42)  # ack and forward
         leader.kill()  # SIGKILL: no goodbye; its connection, and the lock, die with it
         leader.wait(10)
-        _wait_for(lambda: "leading" in logs[1].read_text())
+        _wait_for(lambda: "leading" in follower.read_text())
         with session(engine) as s:  # every case touched: the new leader's clock looks again
             s.execute(update(Case).values(next_action_at=datetime.now(UTC)))
             s.commit()
         deliver(maildir, "2.eml", make_email(PATEL, [MAILBOX], "Graffiti"), datetime.now(UTC))
         _wait_for(lambda: outbox_sent() == 44)
-        time.sleep(3)  # a few more sweeps and flushes: nothing more may go
+        time.sleep(2)  # two more sweeps and flushes: nothing more may go
         assert outbox_sent() == 44
         assert len(sent()) == 44 and max(sent().values()) == 1
     finally:
@@ -445,7 +496,8 @@ def test_two_daemons_on_one_database_and_mailbox_send_nothing_twice(
                 daemon.send_signal(signal.SIGTERM)
                 daemon.wait(15)
         engine.dispose()
-    assert "mailbridge stopped" in logs[1].read_text()
+    assert "mailbridge stopped" in follower.read_text()
+    assert len(leading()) == 2  # each led in turn
 
 
 def _wait_for(predicate, timeout: float = 30.0) -> None:

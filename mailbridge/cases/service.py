@@ -28,8 +28,18 @@ _INSERT_CASE = Case.__table__.insert().returning(Case.__table__.c.id)
 _UPDATE_CASE = update(Case.__table__).where(Case.__table__.c.id == bindparam("case_row"))
 
 
-def record_event(
-    session: Session,
+def record_event(session: Session, case_id: int, now: datetime, kind: str, **fields: Any) -> None:
+    """Add one entry to a case's timeline (fields: see event_values)."""
+    session.connection().execute(_INSERT_EVENT, event_values(case_id, now, kind, **fields))
+
+
+def record_events(session: Session, entries: list[dict[str, Any]]) -> None:
+    """Add many timeline entries (event_values) in one statement: the clock's sweep does."""
+    if entries:
+        session.connection().execute(_INSERT_EVENT, entries)
+
+
+def event_values(
     case_id: int,
     now: datetime,
     kind: str,
@@ -38,20 +48,17 @@ def record_event(
     rule: str | None = None,
     detail: dict[str, Any] | None = None,
     message_db_id: int | None = None,
-) -> None:
-    """Add one entry to a case's timeline."""
-    session.connection().execute(
-        _INSERT_EVENT,
-        {
-            "case_id": case_id,
-            "at": now,
-            "actor": actor,
-            "kind": kind,
-            "rule": rule,
-            "detail": detail or {},
-            "message_db_id": message_db_id,
-        },
-    )
+) -> dict[str, Any]:
+    """One timeline entry's row."""
+    return {
+        "case_id": case_id,
+        "at": now,
+        "actor": actor,
+        "kind": kind,
+        "rule": rule,
+        "detail": detail or {},
+        "message_db_id": message_db_id,
+    }
 
 
 def open_case(

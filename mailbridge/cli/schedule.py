@@ -18,6 +18,7 @@ from mailbridge.ingest.pipeline import PipelineContext
 from mailbridge.schedule.policy import ClockPolicy
 from mailbridge.schedule.preview import preview
 from mailbridge.store.db import session
+from mailbridge.store.people import learnt
 
 app = typer.Typer(no_args_is_help=True, help="The working-day clock: what it will send, and when.")
 
@@ -55,9 +56,9 @@ def schedule_preview(
     directory, problems = load_directory(settings.directory_file)
     if any(p.severity == "error" for p in problems):
         raise fail("the directory has errors; see `mailbridge config check`")
-    mailer = PipelineContext.from_settings(settings, directory).mailer
     policy = ClockPolicy.from_settings(settings.clock)
-    with session(ctx.obj.reader) as s:
+    with session(ctx.obj.reader) as s:  # with what mail taught: who is away, whose mail bounces
+        mailer = PipelineContext.from_settings(settings, directory.with_learnt(learnt(s))).mailer
         found = preview(s, mailer, policy, begin, begin + timedelta(days=days))
     rows = [
         {

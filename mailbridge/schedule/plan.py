@@ -13,7 +13,9 @@ day's time is up:
   (#resolved on a work_scheduled case confirms it, and the member is told);
 - in triage longer than `misroute_flag_days` (1): the team is told, once;
 - resolved: closed `auto_close_days` (10) after resolution unless the member replied since;
-- a case reopened after resolution (#partly) is chased afresh from that moment.
+- a case open again after a resolution is chased in a fresh round, with keys of its own,
+  counted from the member's #partly (or, after `case reopen`, from the resolution: the case
+  keeps no time of reopening).
 
 Catch-up: each rule takes the latest slot at or before `now`, never a history of sends. A sweep
 run late or after downtime finds the one thing due now (Monday's chaser once, not three; of

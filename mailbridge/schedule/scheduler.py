@@ -155,7 +155,15 @@ def lead(
         lock.release()
 
 
-def _term(lock, stop, term, work, sweep, sweep_seconds, timezone) -> None:
+def _term(
+    lock: LeaderLock,
+    stop: threading.Event,
+    term: threading.Event,
+    work: Callable[[], None],
+    sweep: Callable[[], object],
+    sweep_seconds: int,
+    timezone: str,
+) -> None:
     """One term as leader: the scheduled sweep and the watch beside `work`."""
 
     def watch() -> None:

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, bindparam, select, update
 from sqlmodel import Session
 
 from mailbridge.cases.routing import available
-from mailbridge.cases.service import record_event
+from mailbridge.cases.service import event_values, record_events
 from mailbridge.directory import Officer
 from mailbridge.outbound.notices import (
     Mailer,
@@ -34,6 +34,7 @@ from mailbridge.outbound.notices import (
     queue_team_notice,
 )
 from mailbridge.outbound.recipients import Recipients
+from mailbridge.outbound.render import long_date
 from mailbridge.schedule.plan import (
     AUTO_CLOSE,
     CHASER,
@@ -85,12 +86,6 @@ class SweepStats:
     closed: int = 0
     failed: int = 0  # cases whose actions raised; retried after RETRY_AFTER
 
-    def add(self, other: SweepStats) -> None:
-        self.cases += other.cases
-        self.queued.update(other.queued)
-        self.closed += other.closed
-        self.failed += other.failed
-
 
 def sweep(
     engine: Engine, mailer: Mailer, policy: ClockPolicy, now: datetime, *, batch: int = BATCH
@@ -128,15 +123,24 @@ def sweep_batch(
         for case_id, plan in plans.items()
         if any(a.key not in done or a.kind == AUTO_CLOSE for a in plan.actions)
     }
+    cases = list(s.exec(select(Case).where(Case.id.in_(busy))).scalars()) if busy else []
+    try:  # the fast path: the whole batch under one savepoint
+        with s.connection().begin_nested():
+            outcomes = [_act(s, mailer, policy, c, busy[c.id], done, now) for c in cases]
+    except Exception:  # a case failed: again, a savepoint each, so that only it waits
+        outcomes = [_act_alone(s, mailer, policy, c, busy[c.id], done, now) for c in cases]
     updates: dict[tuple[str, ...], list[dict[str, Any]]] = {("next_action_at",): [
         {"case_row": i, "next_action_at": p.next_at} for i, p in plans.items() if i not in busy
     ]}  # fmt: skip
-    cases = s.exec(select(Case).where(Case.id.in_(busy))).scalars() if busy else ()
-    for case in cases:
-        changes = _act(s, mailer, policy, case, busy[case.id], done, now, stats)
+    for case, outcome in zip(cases, outcomes, strict=True):
+        changes = outcome.changes
         if set(changes) != {"next_action_at"}:
             changes["updated_at"] = now
         updates.setdefault(tuple(sorted(changes)), []).append({"case_row": case.id, **changes})
+        stats.queued.update(outcome.queued)
+        stats.closed += changes.get("status") == "closed"
+        stats.failed += outcome.failed
+    record_events(s, [entry for outcome in outcomes for entry in outcome.events])
     for params in updates.values():  # one executemany for each set of columns changed
         if params:
             s.connection().execute(_UPDATE_CASE, params)
@@ -153,6 +157,16 @@ def queued_already(s: Session, keys: list[str]) -> set[str]:
     return found
 
 
+@dataclass
+class _Outcome:
+    """What acting on one case came to: its column changes, timeline entries and emails."""
+
+    changes: dict[str, Any]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    queued: Counter[str] = field(default_factory=Counter)
+    failed: bool = False
+
+
 def _act(
     s: Session,
     mailer: Mailer,
@@ -161,35 +175,41 @@ def _act(
     plan: Plan,
     done: set[str],
     now: datetime,
-    stats: SweepStats,
-) -> dict[str, Any]:
-    """One case's due actions, all or nothing (a savepoint); returns its column changes.
-
-    The Case is only read (the emails are composed from it): its changes are returned for one
-    UPDATE, with no unit of work to flush. A failure is logged, and the case is looked at
-    again after RETRY_AFTER while the sweep goes on with the next one.
-    """
-    changes: dict[str, Any] = {"next_action_at": plan.next_at}
-    queued: Counter[str] = Counter()
-    try:
-        with s.connection().begin_nested():  # a Core savepoint: lighter than the ORM's
-            for action in plan.actions:
-                new = action.key not in done and _send(s, mailer, policy, case, action, now)
-                if new:
-                    queued[action.kind] += 1
-                    changes |= _counted(case, action)
-                if action.kind == AUTO_CLOSE:
-                    changes |= {"status": "closed", "closed_at": now}
-                if new or action.kind == AUTO_CLOSE:  # an auto-close is news even unmailed
-                    record_event(s, case.id, now, EVENTS[action.kind], rule=f"clock:{action.kind}",
+) -> _Outcome:
+    """Queue one case's due emails; the rest (its changes, its timeline) is returned, to be
+    written for the whole batch at once. The Case is only read, so nothing is flushed."""
+    outcome = _Outcome({"next_action_at": plan.next_at})
+    for action in plan.actions:
+        new = action.key not in done and _send(s, mailer, policy, case, action, now)
+        if new:
+            outcome.queued[action.kind] += 1
+            outcome.changes |= _counted(case, action)
+        if action.kind == AUTO_CLOSE:
+            outcome.changes |= {"status": "closed", "closed_at": now}
+        if new or action.kind == AUTO_CLOSE:  # an auto-close is news even unmailed
+            entry = event_values(case.id, now, EVENTS[action.kind], rule=f"clock:{action.kind}",
                                  detail=_detail(action))  # fmt: skip
+            outcome.events.append(entry)
+    return outcome
+
+
+def _act_alone(
+    s: Session,
+    mailer: Mailer,
+    policy: ClockPolicy,
+    case: Case,
+    plan: Plan,
+    done: set[str],
+    now: datetime,
+) -> _Outcome:
+    """`_act` under a savepoint of its own: a failure is logged and undone, and the case is
+    looked at again after RETRY_AFTER while the sweep goes on with the others."""
+    try:
+        with s.connection().begin_nested():
+            return _act(s, mailer, policy, case, plan, done, now)
     except Exception:  # one bad case must never stop the clock for the others
         log.exception("clock: case %s failed; retrying after %s", case.reference, RETRY_AFTER)
-        stats.failed += 1
-        return {"next_action_at": now + RETRY_AFTER}
-    stats.queued.update(queued)
-    stats.closed += changes.get("status") == "closed"
-    return changes
+        return _Outcome({"next_action_at": now + RETRY_AFTER}, failed=True)
 
 
 def _counted(case: Case, action: Action) -> dict[str, Any]:
@@ -221,10 +241,11 @@ def _send(
         return queue_notice(s, mailer, case, template, dedupe_key=key, now=now,
                             on_date=action.on_date)  # fmt: skip
     if action.to == "team":
+        received = mailer.calendar.local(case.received_at)
         return queue_team_notice(
             s, mailer, case, dedupe_key=key, now=now,
-            headline=f"Still in triage after {_days(mailer, case, now)} working days",
-            lines=["Nobody has routed it to a service yet: assign it with",
+            headline="Still in triage: no service has it yet",
+            lines=[f"Received {long_date(received)} at {received:%H:%M}. Assign it with",
                    f"  mailbridge case assign {case.reference} UNIT --by NAME"],
         )  # fmt: skip
     recipients, manager = service_recipients(mailer, case, action.to, now)
@@ -240,10 +261,6 @@ def _send(
         manager_name=manager.name if manager else None,
         every=policy.for_unit(case.delivery_unit).escalate_every,
     )  # fmt: skip
-
-
-def _days(mailer: Mailer, case: Case, now: datetime) -> int:
-    return mailer.calendar.working_days_between(case.received_at, now)
 
 
 def service_recipients(
