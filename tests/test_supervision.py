@@ -171,6 +171,21 @@ def test_closing_by_hand_records_why_and_when(desk):
     refused(desk, supervision.close, match="already closed")
 
 
+def test_closing_the_last_open_part_by_hand_resolves_the_originating_case(desk):
+    desk.receive(
+        make_email(PATEL, [MAILBOX], "Two things",
+                   "Dear team,\n\n1. Fly-tipping on Mill Lane.\n2. A pothole on the High Street.\n")
+    )  # fmt: skip
+    assert desk.case().status == "awaiting_response" and desk.case(f"{REF}-1")
+    desk.clock.advance(timedelta(hours=1))
+    do(desk, supervision.close, reference=f"{REF}-1", reason="answered by phone")
+    assert desk.case().status == "awaiting_response"  # one part is still with Highways
+    do(desk, supervision.close, reference=f"{REF}-2", reason="duplicate of another case")
+    parent = desk.case()
+    assert (parent.status, parent.resolved_at) == ("resolved", NOW + timedelta(hours=1))
+    assert desk.events()[-1].rule == "all-parts-resolved"
+
+
 def test_a_note_is_on_the_timeline_and_emails_nobody(desk):
     desk.receive(fly_tipping())
     before = len(desk.outbox())

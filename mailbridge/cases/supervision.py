@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from mailbridge.cases.assignment import holder, reassign, route_to
 from mailbridge.cases.routing import Route, Router, available
 from mailbridge.cases.service import NewParticipant, add_participants, record_event
+from mailbridge.cases.split import resolve_parent_when_done
 from mailbridge.config import ADDRESS_RE
 from mailbridge.outbound.notices import Mailer
 from mailbridge.store.models import KINDS, OPEN_STATUSES, Case, Participant
@@ -126,6 +127,7 @@ def close(session: Session, case: Case, now: datetime, *, by: str, reason: str =
     _event(session, case, now, by, "closed", {"from": case.status, "reason": reason})
     case.status, case.closed_at = "closed", now
     case.updated_at = case.next_action_at = now
+    resolve_parent_when_done(session, case, now)  # a part closed by hand is done with too
 
 
 def note(session: Session, case: Case, now: datetime, *, by: str, text: str) -> None:
