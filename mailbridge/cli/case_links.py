@@ -20,7 +20,7 @@ from mailbridge.cases.assignment import holder, route_to
 from mailbridge.cases.links import link_cases, merge_cases
 from mailbridge.cases.routing import Route
 from mailbridge.cases.split import split_by_hand
-from mailbridge.cli.cases import ByOption, Reference, _act, _who
+from mailbridge.cli.cases import ByOption, Reference, act_on_case, supervisor_name
 from mailbridge.ingest.pipeline import PipelineContext
 from mailbridge.store.models import Case
 
@@ -58,7 +58,7 @@ def case_split(
 
     Example: mailbridge case split ME-2026-00123 --part "Highways: pothole" --part "Waste: bins"
     """
-    who = _who(by)
+    who = supervisor_name(by)
 
     def action(s: Session, p: PipelineContext, case: Case, now: datetime) -> str:
         today = p.calendar.local(now).date()
@@ -68,7 +68,7 @@ def case_split(
         lines += [f"  {q.reference}: {_with(q, p)}" for q in parts]
         return "\n".join(lines)
 
-    _act(ctx, reference, action)
+    act_on_case(ctx, reference, action)
 
 
 def case_link(
@@ -82,7 +82,7 @@ def case_link(
 
     Example: mailbridge case link ME-2026-00123 ME-2026-00130 --note "same estate" --by Sam
     """
-    who = _who(by)
+    who = supervisor_name(by)
 
     def action(s: Session, p: PipelineContext, case: Case, now: datetime) -> str:
         second = supervision.case_for_update(s, other)
@@ -90,7 +90,7 @@ def case_link(
             return f"{case.reference} and {second.reference} are linked"
         return f"{case.reference} and {second.reference} were already linked"
 
-    _act(ctx, reference, action)
+    act_on_case(ctx, reference, action)
 
 
 def case_merge(
@@ -108,7 +108,7 @@ def case_merge(
 
     Example: mailbridge case merge ME-2026-00130 ME-2026-00123 --by "A. Supervisor"
     """
-    who = _who(by)
+    who = supervisor_name(by)
 
     def action(s: Session, p: PipelineContext, case: Case, now: datetime) -> str:
         survivor = supervision.case_for_update(s, into)
@@ -116,7 +116,7 @@ def case_merge(
         people = f"; now also copied in: {', '.join(added)}" if added else ""
         return f"{case.reference} is merged into {survivor.reference}{people}"
 
-    _act(ctx, reference, action)
+    act_on_case(ctx, reference, action)
 
 
 def _share(p: PipelineContext, text: str, today: date) -> tuple[Route, str]:

@@ -138,7 +138,8 @@ Target = Annotated[str, typer.Argument(help="A unit, or an officer by id, name o
 Action = Callable[[Session, PipelineContext, Case, datetime], str]
 
 
-def _who(by: str | None) -> str:
+def supervisor_name(by: str | None) -> str:
+    """Who is acting, for the timeline: --by, else the login name (shared with case_links)."""
     if by and by.strip():
         return by.strip()
     try:
@@ -147,7 +148,7 @@ def _who(by: str | None) -> str:
         raise fail("cannot tell who you are: give --by NAME") from None
 
 
-def _act(ctx: typer.Context, reference: str, action: Action) -> None:
+def act_on_case(ctx: typer.Context, reference: str, action: Action) -> None:
     """One supervisor action on one case, in one transaction; prints what it did."""
     try:
         deps = build_deps(ctx.obj.settings)
@@ -190,13 +191,13 @@ def case_assign(
 
     Example: mailbridge case assign ME-2026-00123 Highways --by "A. Supervisor"
     """
-    who = _who(by)
+    who = supervisor_name(by)
 
     def action(s: Session, p: PipelineContext, case: Case, now: datetime) -> str:
         supervision.assign(s, p.mailer, p.router, case, now, by=who, target=to, reason=reason)
         return _moved(case, p)
 
-    _act(ctx, reference, action)
+    act_on_case(ctx, reference, action)
 
 
 @app.command("reroute")
@@ -211,13 +212,13 @@ def case_reroute(
 
     Example: mailbridge case reroute ME-2026-00123 "Street Scene" --reason "fly-tipping, not roads"
     """
-    who = _who(by)
+    who = supervisor_name(by)
 
     def action(s: Session, p: PipelineContext, case: Case, now: datetime) -> str:
         supervision.reroute(s, p.mailer, p.router, case, now, by=who, target=to, reason=reason)
         return _moved(case, p)
 
-    _act(ctx, reference, action)
+    act_on_case(ctx, reference, action)
 
 
 @app.command("reclassify")
@@ -232,13 +233,13 @@ def case_reclassify(
 
     Example: mailbridge case reclassify ME-2026-00123 foi --approved-by "J. Manager"
     """
-    who = _who(by)
+    who = supervisor_name(by)
 
     def action(s: Session, p: PipelineContext, case: Case, now: datetime) -> str:
         supervision.reclassify(s, case, now, by=who, kind=kind, approved_by=approved_by)
         return f"{case.reference} is now {case.kind} (approved by {approved_by.strip()})"
 
-    _act(ctx, reference, action)
+    act_on_case(ctx, reference, action)
 
 
 @app.command("reopen")
@@ -253,13 +254,13 @@ def case_reopen(
 
     Example: mailbridge case reopen ME-2026-00123 --approved-by "J. Manager" --reason "half done"
     """
-    who = _who(by)
+    who = supervisor_name(by)
 
     def action(s: Session, p: PipelineContext, case: Case, now: datetime) -> str:
         supervision.reopen(s, case, now, by=who, approved_by=approved_by, reason=reason)
         return f"{case.reference} reopened: {case.status}"
 
-    _act(ctx, reference, action)
+    act_on_case(ctx, reference, action)
 
 
 @app.command("close")
@@ -273,13 +274,13 @@ def case_close(
 
     Example: mailbridge case close ME-2026-00123 --reason "withdrawn by the member"
     """
-    who = _who(by)
+    who = supervisor_name(by)
 
     def action(s: Session, p: PipelineContext, case: Case, now: datetime) -> str:
         supervision.close(s, case, now, by=who, reason=reason)
         return f"{case.reference} closed"
 
-    _act(ctx, reference, action)
+    act_on_case(ctx, reference, action)
 
 
 @app.command("note")
@@ -293,13 +294,13 @@ def case_note(
 
     Example: mailbridge case note ME-2026-00123 "Rang the resident, bags still there"
     """
-    who = _who(by)
+    who = supervisor_name(by)
 
     def action(s: Session, p: PipelineContext, case: Case, now: datetime) -> str:
         supervision.note(s, case, now, by=who, text=text)
         return f"note added to {case.reference}"
 
-    _act(ctx, reference, action)
+    act_on_case(ctx, reference, action)
 
 
 @app.command("add-stakeholder")
@@ -314,10 +315,10 @@ def case_add_stakeholder(
 
     Example: mailbridge case add-stakeholder ME-2026-00123 jo@resident.example --name "Jo Bloggs"
     """
-    who = _who(by)
+    who = supervisor_name(by)
 
     def action(s: Session, p: PipelineContext, case: Case, now: datetime) -> str:
         supervision.add_stakeholder(s, p.mailer, case, now, by=who, address=address, name=name)
         return f"{address.strip().lower()} added to {case.reference} as a stakeholder"
 
-    _act(ctx, reference, action)
+    act_on_case(ctx, reference, action)
