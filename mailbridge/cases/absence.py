@@ -23,12 +23,11 @@ from sqlmodel import Session, select
 from mailbridge.cases.assignment import holder, reassign
 from mailbridge.cases.out_of_office import absent_until, reads_as_absence
 from mailbridge.cases.routing import instead_of
+from mailbridge.cases.service import SYSTEM
 from mailbridge.directory import Officer
 from mailbridge.outbound.notices import Mailer, queue_team_notice
 from mailbridge.store.models import OPEN_STATUSES, Case
 from mailbridge.store.people import mark_absent, mark_undeliverable
-
-SYSTEM = "mailbridge"
 
 
 def officer_bounced(

@@ -29,7 +29,13 @@ from mailbridge.cases.duplicates import (
     enquiry,
     possible_duplicates,
 )
-from mailbridge.cases.service import SYSTEM, NewParticipant, add_participants, record_event
+from mailbridge.cases.service import (
+    SYSTEM,
+    NewParticipant,
+    add_participants,
+    participant_addresses,
+    record_event,
+)
 from mailbridge.outbound.notices import Mailer, queue_team_notice
 from mailbridge.store.db import insert_ignoring
 from mailbridge.store.models import (
@@ -235,9 +241,7 @@ def _cannot_merge(session: Session, case: Case, into: Case) -> str | None:
 
 def _copy_people(session: Session, case: Case, into: Case, now: datetime) -> list[str]:
     """`case`'s member and stakeholders, as stakeholders of `into` (not its own member)."""
-    have = set(session.exec(select(Participant.address).where(Participant.case_id == into.id))) | {
-        (into.member_address or "").lower()
-    }
+    have = participant_addresses(session, into.id) | {(into.member_address or "").lower()}
     rows = session.exec(
         select(Participant).where(
             Participant.case_id == case.id, Participant.role.in_(("member", "stakeholder"))

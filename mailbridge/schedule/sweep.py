@@ -281,18 +281,9 @@ def service_recipients(
     if role == "officer":
         people = [officer] if officer else leads
         return Recipients(_first_addresses(people) or team, ()), None
+    named = (officer.manager if officer else "", unit.escalation_manager if unit else "")
     manager = next(
-        (
-            m
-            for m in (
-                directory.officer(officer.manager) if officer and officer.manager else None,
-                directory.officer(unit.escalation_manager)
-                if unit and unit.escalation_manager
-                else None,
-            )
-            if available(m, today)
-        ),
-        None,
+        (m for m in map(directory.officer, filter(None, named)) if available(m, today)), None
     )
     copied = _first_addresses([*leads, *([officer] if officer else [])])
     to = _first_addresses([manager]) if manager else team
