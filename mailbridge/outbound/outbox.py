@@ -39,6 +39,7 @@ from sqlmodel import Session, select
 
 from mailbridge.cases.service import SYSTEM, record_event
 from mailbridge.ingest.classify import is_own_address
+from mailbridge.outbound.compose import wire_bytes
 from mailbridge.store.db import insert_ignoring
 from mailbridge.store.models import Case, Outbox
 
@@ -112,7 +113,7 @@ def enqueue(
         "cc": cc,
         "subject": str(message.get("Subject") or ""),
         # Serialised in the policy family it was built with, with SMTP's CRLF line ends.
-        "raw": message.as_bytes(policy=message.policy.clone(linesep="\r\n")),
+        "raw": wire_bytes(message),
         "status": PENDING,
         "attempts": 0,
         "next_attempt_at": now,
