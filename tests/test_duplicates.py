@@ -34,6 +34,8 @@ def an_enquiry(case_id=1, member="cllr-patel", subject="", body="", at=NOW):
 def test_words_leave_out_common_words_tags_and_plurals():
     assert words("Re: The bins are missed AGAIN, on Mill Lane") == {"bin", "missed", "mill", "lane"}
     assert an_enquiry(subject="Re: Bins [ME-2026-00001]").subject_words == {"bin"}
+    apostrophes = {"don't", "rock'n", "roll", "4th", "bin", "glass"}
+    assert words("Don't rock'n'roll: 4th bins, glass") == apostrophes
 
 
 @pytest.mark.unit
@@ -42,11 +44,23 @@ def test_words_leave_out_common_words_tags_and_plurals():
     [
         ("Outside SW1A 1AA, please", {"postcode:SW1A1AA"}),
         ("outside sw1a1aa", {"postcode:SW1A1AA"}),
+        ("(SW1A 1AA)", {"postcode:SW1A1AA"}),
+        ("W1A\t0AX.", {"postcode:W1A0AX"}),
+        ("SW1A\n1AA", {"postcode:SW1A1AA"}),
+        ("XSW1A 1AA", set()),  # inside a word
+        ("1SW1A 1AA or _W1A 1AA", set()),
+        ("SW1A 1AAB", set()),
+        ("SW1A 1CI", set()),  # C and I are never in an inward code
         ("at M1 1AE and B33 8TH", {"postcode:M11AE", "postcode:B338TH"}),
         ("I live at 12 High Street", {"street:12 high street"}),
         ("I live at 12. High St.", {"street:12 high street"}),
         ("Flat 3, 4 Mill Lane", {"street:4 mill lane"}),
         ("10 Downing St", {"street:10 downing street"}),
+        ("1234 High Street", {"street:1234 high street"}),
+        ("4A, Mill Lane", {"street:4a mill lane"}),
+        ("12 St John’s Road", {"street:12 st john's road"}),
+        ("x12 High Street, _12 High Street or 12345 High Street", set()),  # inside a word
+        ("Flat 3, 4 Mill Lane, SW1A 1AA", {"street:4 mill lane", "postcode:SW1A1AA"}),
         ("3 bins on the green were missed", set()),
         ("call 01234 567890 about 1.5 metres", set()),
     ],

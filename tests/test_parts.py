@@ -61,6 +61,14 @@ def test_a_numbered_list_is_read_as_questions_with_the_opening_and_sign_off_apar
         ("(a) bins\n(b) potholes", ["(a)", "(b)"]),
         ("a) bins\nb) potholes\nc) litter", ["a)", "b)", "c)"]),
         ("  1. bins\n  2. potholes", ["1.", "2."]),  # indented
+        ("\t1. bins\n\xa02.\tpotholes", ["1.", "2."]),
+        ("q1) bins\nQ2: potholes", ["q1)", "Q2:"]),  # one style, however punctuated
+        ("A) bins\nb) potholes", ["A)", "b)"]),
+        ("(A) bins\n(B) potholes", ["(A)", "(B)"]),
+        ("1. bins\n2. é", ["1.", "2."]),  # a word in any script
+        ("1. bins\n2. potholes\n\n(a) one\n(b) two", ["1.", "2."]),  # the first list
+        ("(a) one\n(b) two\n\n1. bins\n2. potholes", ["(a)", "(b)"]),
+        ("a) bins\n1. x\nb) potholes", ["a)", "b)"]),
     ],
 )
 def test_every_numbering_style_people_use_is_recognised(body, expected):
@@ -80,6 +88,11 @@ def test_every_numbering_style_people_use_is_recognised(body, expected):
         "1) 01234 567890\n2) 01234 567891",  # numbers, not questions
         "2. potholes\n3. bins",  # does not start at 1
         "1. bins\n2) potholes",  # two styles are not one list
+        "1.bins\n2.potholes",  # a marker is followed by space
+        "Q) bins\nR) potholes",
+        "10. bins\n11. potholes",
+        "1. bins\n2.",  # a question has a word after its marker
+        "1. bins\n2. _",
     ],
 )
 def test_text_that_merely_contains_numbers_is_not_split(body):

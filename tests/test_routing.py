@@ -90,6 +90,52 @@ def test_keywords_match_whole_words_only():
     assert route("LITTER!").delivery_unit == "Street Scene"
 
 
+KEYWORDS = Directory(
+    members=(),
+    delivery_units=(
+        DeliveryUnit("Parks", keywords=("park",)),
+        DeliveryUnit("Parking", keywords=("parking", "car park")),
+        DeliveryUnit("Street Scene", keywords=("street", "Fly-Tipping")),
+        DeliveryUnit("Cleansing", keywords=("street cleaning",)),
+    ),
+    officers=(),
+)
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "expected"),
+    [
+        ("Park", "", "keyword:park"),  # the whole text
+        ("", "by the park", "keyword:park"),  # at its end
+        ("PARK.", "", "keyword:park"),
+        ("The park's gate", "", "keyword:park"),
+        ("The park’s gate", "", "keyword:park"),
+        ("car-park", "", "keyword:park"),
+        ("café park", "", "keyword:park"),
+        ("park_gate", "", "no-route"),  # "_", digits and letters of any script join words
+        ("park2", "", "no-route"),
+        ("2park", "", "no-route"),
+        ("cafépark", "", "no-route"),
+        ("parké", "", "no-route"),
+        ("Parking on the verge", "", "keyword:parking"),  # not "park"
+        ("streets", "", "no-route"),
+        ("the car park", "", "keyword:car park"),  # a phrase hides the words inside it
+        ("street cleaning missed", "", "keyword:street cleaning"),
+        ("street cleaning missed", "on this street", "keyword:street"),  # both: file order
+        ("street  cleaning", "", "keyword:street"),  # a phrase is spaced as written
+        ("street\ncleaning", "", "keyword:street"),
+        ("street-cleaning", "", "keyword:street"),
+        ("FLY-TIPPING!", "", "keyword:Fly-Tipping"),  # named as the file spells it
+        ("(fly-tipping)", "", "keyword:Fly-Tipping"),
+        ("fly tipping", "", "no-route"),
+        ("fly-tippings", "", "no-route"),
+    ],
+)
+def test_keywords_are_whole_words_found_left_to_right(subject, body, expected):
+    found = Router(KEYWORDS).route_by_text(subject, body, TODAY)
+    assert found.rule.partition(";")[0] == expected
+
+
 def test_the_unit_with_most_keyword_and_pattern_hits_wins_and_file_order_breaks_ties():
     assert route("Pothole", "litter and overflowing bins").delivery_unit == "Street Scene"
     assert route("Pothole and litter").delivery_unit == "Street Scene"  # first in the file

@@ -28,8 +28,14 @@ MOST_FLAGGED = 3  # the best matches only: a busy member's month is not all one 
 TEXT_CHARS = 1000  # of the body: its opening says what it is about, and keeps scoring cheap
 MOST_PLACES = 10
 
-# A UK postcode: outward code (SW1A, M1, B33) and inward code (1AA), the space optional.
-_POSTCODE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?)\s*(\d[ABD-HJLNP-UW-Z]{2})\b", re.IGNORECASE)
+# Both place patterns start at a digit and look back from it for what comes before, so that a
+# search skips from digit to digit (one that starts with a letter or \b is tried everywhere).
+# A UK postcode: outward code (SW1A, M1, B33) and inward code (1AA), the space optional. The
+# outward code is its one or two letters (group 2 or 3) and the rest (1A, 1, 33: group 1).
+_POSTCODE = re.compile(
+    r"(\d(?:(?<=\b([A-Z]{2})\d)|(?<=\b([A-Z])\d))[A-Z\d]?)\s*(\d[ABD-HJLNP-UW-Z]{2})\b",
+    re.IGNORECASE,
+)
 _STREET_TYPES = {
     "street": "street", "st": "street", "road": "road", "rd": "road", "lane": "lane",
     "ln": "lane", "avenue": "avenue", "ave": "avenue", "close": "close", "drive": "drive",
@@ -38,14 +44,17 @@ _STREET_TYPES = {
     "walk": "walk", "row": "row", "mews": "mews", "hill": "hill", "green": "green",
     "parade": "parade", "rise": "rise",
 }  # fmt: skip
-# A house number (12, 4a; "12." and "12," as people write them) and up to three name words
-# before a street type: "12 High Street", "Flat 3, 4 Mill Lane" (the building: 4 mill lane).
+# A house number (12, 4a; "12." and "12," as people write them; no letter or digit before it)
+# and up to three name words before a street type: "12 High Street", "Flat 3, 4 Mill Lane"
+# (the building: 4 mill lane).
 _STREET = re.compile(
-    r"\b(\d{1,4}[a-z]?)[.,]?\s+((?:[a-z][a-z'’-]*\s+){1,3}?)(" + "|".join(_STREET_TYPES) + r")\b",
+    r"(\d(?<!\w\d)\d{0,3}[a-z]?)[.,]?\s+((?:[a-z][a-z'’-]*\s+){1,3}?)("
+    + "|".join(_STREET_TYPES)
+    + r")\b",
     re.IGNORECASE,
 )
 _NOT_IN_A_STREET_NAME = {"on", "in", "at", "of", "and", "for", "to", "by", "near", "outside"}
-_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+_WORD = re.compile(r"[a-z0-9]++(?:['’][a-z]++)?+")  # possessive: nothing to backtrack for
 _TAG = re.compile(r"\[[^\]]*\]")  # our [ME-2026-00123] tags: the same in every reply
 _COMMON = (  # words every enquiry has, English and email courtesy alike
     """a about above after again all also am an and any are as at be been before being below
@@ -113,7 +122,10 @@ def words(text: str) -> frozenset[str]:
 def places(text: str) -> frozenset[str]:
     """Postcodes and street addresses named in `text`, normalised as case_place stores them:
     "postcode:SW1A1AA", "street:12 high street"."""
-    found = {f"postcode:{a.upper()}{b.upper()}" for a, b in _POSTCODE.findall(text)}
+    found = {
+        f"postcode:{(two + one + rest).upper()}{inward.upper()}"
+        for rest, two, one, inward in _POSTCODE.findall(text)
+    }
     for number, name, kind in _STREET.findall(text):
         name_words = name.lower().replace("’", "'").split()
         if not set(name_words) & _NOT_IN_A_STREET_NAME:

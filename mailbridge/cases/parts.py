@@ -21,16 +21,19 @@ from mailbridge.cases.routing import Route, Router
 
 SPLIT_RULE = "numbered-parts"  # the timeline's rule for an enquiry opened as parts
 
-# Each style's marker, matched at the start of a (left-stripped) line and followed by space:
-# (style, pattern whose group 1 is the ordinal: a number, or a letter counted from "a").
+# Each style's marker, matched at the start of a line (after any space) and followed by space:
+# (style, pattern whose one group is the ordinal: a number, or a letter counted from "a").
 _MARKERS = (
-    ("1.", re.compile(r"([1-9]\d?)\.(?=\s|$)")),
-    ("1)", re.compile(r"([1-9]\d?)\)(?=\s|$)")),
-    ("(1)", re.compile(r"\(([1-9]\d?)\)(?=\s|$)")),
-    ("Q1", re.compile(r"[Qq]([1-9]\d?)[.:)]?(?=\s|$)")),
-    ("(a)", re.compile(r"\(([a-zA-Z])\)(?=\s|$)")),
-    ("a)", re.compile(r"([a-zA-Z])\)(?=\s|$)")),
+    ("1.", r"([1-9]\d?)\.(?=\s|$)"),
+    ("1)", r"([1-9]\d?)\)(?=\s|$)"),
+    ("(1)", r"\(([1-9]\d?)\)(?=\s|$)"),
+    ("Q1", r"[Qq]([1-9]\d?)[.:)]?(?=\s|$)"),
+    ("(a)", r"\(([a-zA-Z])\)(?=\s|$)"),
+    ("a)", r"([a-zA-Z])\)(?=\s|$)"),
 )
+# All the styles in one pattern, for one match a line: group n is the ordinal of style n. No
+# line starts with the markers of two styles, so the first style to match is the line's.
+_MARKER = re.compile(rf"\s*(?:{'|'.join(pattern for _, pattern in _MARKERS)})")
 
 _LETTER = re.compile(r"[^\W\d_]")  # a question has words after its marker, not just numbers
 
@@ -130,10 +133,10 @@ def _list_lines(lines: list[str]) -> list[int]:
     """Indexes of the lines that start the first list of two or more numbered items."""
     marks: dict[str, list[tuple[int, int]]] = {}
     for index, line in enumerate(lines):
-        text = line.lstrip()
-        for style, pattern in _MARKERS:
-            if (found := pattern.match(text)) and _LETTER.search(text, found.end()):
-                marks.setdefault(style, []).append((index, _ordinal(style, found.group(1))))
+        if (found := _MARKER.match(line)) and _LETTER.search(line, found.end()):
+            groups = zip(_MARKERS, found.groups(), strict=True)
+            style, value = next((style, value) for (style, _), value in groups if value)
+            marks.setdefault(style, []).append((index, _ordinal(style, value)))
     best: list[int] = []
     for found in marks.values():
         run: list[int] = []

@@ -22,8 +22,10 @@ The steps join into the rule the timeline records, so a supervisor sees why:
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from mailbridge.directory import DeliveryUnit, Directory, Officer
 
@@ -42,24 +44,23 @@ NO_ROUTE = Route(None, None, "no-route")
 _REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|sv|antw)\s*:)*\s*", re.IGNORECASE)
 _LEADING_NAME = re.compile(r"([^:\[\]]{1,120}):")
 _BRACKETED = re.compile(r"\[([^\[\]]{1,120})\]")
+_WORD_CHAR = re.compile(r"\w")
+_ASCII_WORD = (string.ascii_letters + string.digits + "_").encode()
+_NOT_ASCII_WORD_AS_SPACE = bytes(b if b in _ASCII_WORD else ord(" ") for b in range(256))
 
 
 class Router:
     """The directory's routing rules compiled once, and the text scanned once per message.
 
-    All DUs' keywords go into one alternation (longest first), matched as whole words against
-    the lower-cased text in a single pass; each DU's own regular expressions run after it.
+    All DUs' keywords are matched as whole words against the lower-cased text (see
+    `_keywords_in`); each DU's own regular expressions run after them.
     """
 
     def __init__(self, directory: Directory):
         self.directory = directory
-        keywords = sorted(
-            {k.lower() for u in directory.delivery_units for k in u.keywords}, key=len, reverse=True
-        )
-        self._keywords = (
-            re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, keywords))})(?!\w)")
-            if keywords
-            else None
+        keywords = {k.lower() for u in directory.delivery_units for k in u.keywords}
+        self._keywords = tuple(
+            (k, frozenset(_ascii_words(k))) for k in sorted(keywords, key=len, reverse=True)
         )
         self._patterns = {
             u.name: tuple((p, re.compile(p, re.IGNORECASE)) for p in u.patterns)
@@ -73,7 +74,7 @@ class Router:
         if unit is not None:
             return officer_route(unit, self.directory, today, f"subject-unit:{unit.name}", ward)
         text = f"{subject}\n{body}"
-        found = set(self._keywords.findall(text.lower())) if self._keywords else set()
+        found = self._keywords_in(text.lower())
         best: tuple[int, DeliveryUnit, str] | None = None
         for unit in self.directory.delivery_units:
             hits = [f"keyword:{k}" for k in unit.keywords if k.lower() in found]
@@ -84,6 +85,32 @@ class Router:
             return NO_ROUTE
         _, unit, rule = best
         return officer_route(unit, self.directory, today, rule, ward)
+
+    def _keywords_in(self, text: str) -> set[str]:
+        """The keywords found as whole words in `text`, as one alternation of them all (longest
+        first) finds them: left to right, a match hiding any keyword that overlaps it.
+
+        Only the keywords whose ASCII words are all among the text's are tried (a set look-up
+        each, where a search for each would take a pass over the text), and the alternation's
+        "no word character before" is checked here: a pattern that starts with a literal lets
+        the regular-expression engine skip to its first letters, where one that starts with a
+        look-behind is tried at every character.
+        """
+        words = _ascii_words(text)
+        present = tuple(k for k, needed in self._keywords if needed <= words)
+        found: set[str] = set()
+        if not present:
+            return found
+        alternation = _alternation(present)
+        at = 0
+        while at <= len(text) and (match := alternation.search(text, at)):
+            start, end = match.span()
+            if start and _WORD_CHAR.match(text, start - 1):
+                at = start + 1  # inside a word: the look-behind would have moved on
+                continue
+            found.add(match.group())
+            at = max(end, start + 1)  # on past an empty keyword's match too
+        return found
 
     def route_to_unit(self, unit: DeliveryUnit, today: date, ward: str = "") -> Route:
         """A case sent to a named unit (#wrong-service Highways) goes to its available lead."""
@@ -102,6 +129,19 @@ class Router:
             return Route(unit_name, officer.id, "cc-officer")
         chosen, steps = cover_for(officer.id, unit, self.directory, today)
         return Route(unit_name, chosen, _rule(["cc-officer", *steps]))
+
+
+def _ascii_words(text: str) -> set[bytes]:
+    """The runs of ASCII letters, digits and "_" in `text`. Where a keyword is in a text as a
+    whole word, its runs are among the text's: every other character (a non-ASCII letter too,
+    which at worst lets a keyword through to the exact match) ends a run in both alike."""
+    return set(text.encode("utf-8", "surrogatepass").translate(_NOT_ASCII_WORD_AS_SPACE).split())
+
+
+@lru_cache(maxsize=256)  # the same few keywords are in message after message
+def _alternation(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    """`keywords` as one pattern, tried in their order, each ending at the end of a word."""
+    return re.compile(rf"(?:{'|'.join(map(re.escape, keywords))})(?!\w)")
 
 
 def subject_unit(subject: str, directory: Directory) -> DeliveryUnit | None:
