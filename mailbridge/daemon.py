@@ -17,6 +17,7 @@ from mailbridge.cases.absence import pass_on_from_leavers
 from mailbridge.clock import Clock, SystemClock
 from mailbridge.config import ConfigError, Settings
 from mailbridge.directory import Directory, load_directory
+from mailbridge.ingest.parse_ahead import ParseAhead
 from mailbridge.ingest.pipeline import PipelineContext
 from mailbridge.ingest.runner import DrainStats, Runner
 from mailbridge.ingest.sources.base import Source
@@ -140,7 +141,8 @@ def build_runner(
     deps: Deps, stop: threading.Event | None = None, committed: threading.Event | None = None
 ) -> Runner:
     ctx = PipelineContext.from_settings(deps.settings, deps.directory)
-    return Runner(deps.engine, build_source(deps), ctx, deps.clock, stop, committed)
+    parser = ParseAhead(deps.settings.source.parse_workers)
+    return Runner(deps.engine, build_source(deps), ctx, deps.clock, stop, committed, parser)
 
 
 def build_delivery(deps: Deps) -> Delivery:
@@ -185,11 +187,8 @@ def start_sender(
 def ingest_once(deps: Deps) -> DrainStats:
     """Replay what a crash left, drain the source, and return: for cron and benchmarks."""
     stop = _stop_on_signals()
-    runner = build_runner(deps, stop)
-    try:
+    with build_runner(deps, stop) as runner:
         return runner.drain(runner.replay_pending())
-    finally:
-        runner.close()
 
 
 def sweep_once(deps: Deps, now: datetime | None = None, mailer: Mailer | None = None) -> SweepStats:

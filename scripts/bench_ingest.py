@@ -6,8 +6,9 @@ Run by hand (root or not, Dovecot 2.3 installed):
 
 For each N it seeds a fresh mailbox straight into the Maildir, times two baselines (a bare
 imapclient fetch loop, and ImapSource.fetch_batches without acknowledging), then runs the real
-command in a fresh child process and reports its wall time, messages per second and peak RSS
-(from wait4, so it is that child's own peak). Without --database-url each N gets a fresh SQLite
+command in a fresh child process and reports its wall time, messages per second and peak RSS:
+from wait4 (the largest of the child and its parse workers) and, sampled from /proc, the peak
+of their sum. Without --database-url each N gets a fresh SQLite
 file; with one, Message-IDs carry a run tag so earlier runs are not mistaken for duplicates.
 """
 
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -320,17 +322,41 @@ def source_only(account: ImapAccount) -> tuple[float, int]:
 class IngestRun:
     seconds: float
     peak_rss_mb: float
+    peak_total_mb: float
     exit_code: int
     summary: str
 
 
+def _rss_kb(pid: int) -> int:
+    """A process's resident set and its descendants' (its parse workers), from /proc."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # gone, or going
+        return 0
+    lines = status.splitlines()
+    rss = next((int(line.split()[1]) for line in lines if line.startswith("VmRSS:")), 0)
+    return rss + sum(_rss_kb(int(child)) for child in children)
+
+
+def _sample_total_rss(pid: int, done: threading.Event, peak: list[int]) -> None:
+    while not done.wait(0.1):
+        peak[0] = max(peak[0], _rss_kb(pid))
+
+
 def run_ingest(env: dict[str, str], cwd: Path, log: Path) -> IngestRun:
-    """`mailbridge ingest --once` in a fresh child; wait4 gives that child's own peak RSS."""
+    """`mailbridge ingest --once` in a fresh child. wait4 gives the peak RSS of the largest of
+    that child and its parse workers; sampling /proc ten times a second gives their sum."""
     command = [sys.executable, "-m", "mailbridge", "ingest", "--once"]
     started = time.perf_counter()
     with log.open("wb") as out:
         proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        done, peak = threading.Event(), [0]
+        sampler = threading.Thread(target=_sample_total_rss, args=(proc.pid, done, peak))
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
+        sampler.join()
     seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen.wait
     text = log.read_text(errors="replace")
@@ -340,7 +366,7 @@ def run_ingest(env: dict[str, str], cwd: Path, log: Path) -> IngestRun:
     else:  # the last line naming an error says more than the traceback's final hint
         lines = text.strip().splitlines() or ["(no output)"]
         summary = next((ln for ln in reversed(lines) if "Error" in ln), lines[-1]).strip()[:90]
-    return IngestRun(seconds, usage.ru_maxrss / 1024, proc.returncode, summary)
+    return IngestRun(seconds, usage.ru_maxrss / 1024, peak[0] / 1024, proc.returncode, summary)
 
 
 def child_env(url: str, database_url: str, directory: Path, work: Path) -> dict[str, str]:
@@ -383,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     console = Console()
     if not console.is_terminal:
-        console = Console(width=140)  # piped or redirected: don't squeeze the table to 80
+        console = Console(width=170)  # piped or redirected: don't squeeze the table to 80
     # The source warns that loopback Dovecot offers no STARTTLS; true, and not news here.
     logging.getLogger("mailbridge.ingest.sources.imap").setLevel(logging.ERROR)
 
@@ -397,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         "ingest s",
         "ingest msg/s",
         "peak RSS MB",
+        "with workers MB",
         "left in INBOX",
         "fetched/proc/dup/fail",
     ):
@@ -442,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{n / src_s:,.0f}",
             ]
             if args.no_ingest:
-                table.add_row(*row, "-", "-", "-", "-", "skipped")
+                table.add_row(*row, "-", "-", "-", "-", "-", "skipped")
                 continue
             database_url = args.database_url or f"sqlite:///{work / f'bench-{n}.db'}"
             console.print(f"N={n}: running mailbridge ingest --once")
@@ -459,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{run.seconds:.1f}",
                 f"{n / run.seconds:,.0f}",
                 f"{run.peak_rss_mb:.0f}",
+                f"{run.peak_total_mb:.0f}",
                 str(left),
                 result,
             )

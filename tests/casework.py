@@ -51,11 +51,8 @@ class Desk:
     def receive(self, raw: bytes, at: datetime | None = None) -> None:
         """An email reaches the mailbox at `at` and the daemon processes it (at the clock)."""
         deliver(self.maildir, f"{next(_serial):06d}.test", raw, at or self.clock.now())
-        runner = build_runner(self.deps)
-        try:
+        with build_runner(self.deps) as runner:
             runner.drain()
-        finally:
-            runner.close()
 
     def act(self, reference: str, action: Callable[[Session, Case], Any]) -> Any:
         """Run a service on one case in one committed transaction; returns what it returned."""

@@ -51,7 +51,8 @@ def test_every_corpus_message_is_kept_byte_exact_and_classified_without_a_crash(
         | {"MAILBRIDGE_DIRECTORY": str(everyone_a_member(corpus, tmp_path / "members.toml"))},
     )
     deps = build_deps(settings, FrozenClock(NOW))
-    stats = build_runner(deps).drain()
+    with build_runner(deps) as runner:
+        stats = runner.drain()
     with session(deps.engine) as s:
         messages = list(s.exec(select(Message)))
         copies = list(s.exec(select(MessageCopy)))

@@ -26,7 +26,12 @@ from typing import Any
 from sqlmodel import Session, select
 
 from mailbridge.cases.routing import Route, Router
-from mailbridge.cases.service import NewParticipant, add_participants, record_event
+from mailbridge.cases.service import (
+    NewParticipant,
+    add_participants,
+    record_event,
+    write_held_events,
+)
 from mailbridge.directory import Directory, Officer
 from mailbridge.outbound.notices import Mailer, queue_forward
 from mailbridge.store.models import OPEN_STATUSES, Case, Event, Message
@@ -172,6 +177,7 @@ def _tell_new_officer(
     original = _original(session, case)
     if original is None:  # imported history: no email to forward
         return
+    write_held_events(session)
     events = session.exec(
         select(Event).where(Event.case_id == case.id).order_by(Event.at, Event.id)
     ).all()

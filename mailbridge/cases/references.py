@@ -20,10 +20,8 @@ def next_reference(session: Session, fmt: ReferenceFormat, year: int) -> str:
     cases at once (the second waits, then sees the first's number), and on SQLite BEGIN
     IMMEDIATE already allows one writer. A rolled-back case gives its number back.
     """
-    seq = session.execute(
-        _next_statement(session.get_bind().dialect.name),
-        {"prefix": fmt.prefix, "year": year},
-    ).scalar_one()
+    statement = _next_statement(session.get_bind().dialect.name)
+    seq = session.connection().execute(statement, {"prefix": fmt.prefix, "year": year}).scalar_one()
     return fmt.format(year, seq)
 
 

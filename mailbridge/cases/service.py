@@ -6,6 +6,8 @@ case change, its events and (later) its outbox rows commit together or not at al
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,11 +28,38 @@ SYSTEM = "mailbridge"
 _INSERT_EVENT = Event.__table__.insert()
 _INSERT_CASE = Case.__table__.insert().returning(Case.__table__.c.id)
 _UPDATE_CASE = update(Case.__table__).where(Case.__table__.c.id == bindparam("case_row"))
+_HELD_EVENTS = "mailbridge.held_events"  # session.info key, set by timeline_batch
 
 
 def record_event(session: Session, case_id: int, now: datetime, kind: str, **fields: Any) -> None:
-    """Add one entry to a case's timeline (fields: see event_values)."""
-    session.connection().execute(_INSERT_EVENT, event_values(case_id, now, kind, **fields))
+    """Add one entry to a case's timeline (fields: see event_values); inside a timeline_batch
+    it is held back and written with the others."""
+    row = event_values(case_id, now, kind, **fields)
+    held = session.info.get(_HELD_EVENTS)
+    if held is None:
+        session.connection().execute(_INSERT_EVENT, row)
+    else:
+        held.append(row)
+
+
+@contextmanager
+def timeline_batch(session: Session) -> Iterator[None]:
+    """The timeline entries recorded inside are written in one statement at the end (a new
+    enquiry records about seven); none are written if the block raises."""
+    session.info[_HELD_EVENTS] = []
+    try:
+        yield
+        write_held_events(session)
+    finally:
+        session.info.pop(_HELD_EVENTS, None)
+
+
+def write_held_events(session: Session) -> None:
+    """Write the entries a timeline_batch holds back now: before reading a timeline in one."""
+    held = session.info.get(_HELD_EVENTS)
+    if held:
+        record_events(session, held)
+        held.clear()
 
 
 def record_events(session: Session, entries: list[dict[str, Any]]) -> None:

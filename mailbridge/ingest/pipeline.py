@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -39,6 +40,7 @@ from mailbridge.cases.service import (
     open_case,
     participant_addresses,
     record_event,
+    timeline_batch,
     touch_case,
 )
 from mailbridge.cases.split import open_parts
@@ -55,6 +57,7 @@ from mailbridge.ingest.classify import (
     is_own_address,
 )
 from mailbridge.ingest.parse import ParsedMessage, ParseFailed, parse
+from mailbridge.ingest.parse_ahead import Prepared
 from mailbridge.ingest.sources.base import Fetched
 from mailbridge.outbound.compose import thread_under
 from mailbridge.outbound.notices import Mailer, queue_ack, queue_forward, queue_status
@@ -142,9 +145,10 @@ _MESSAGE = Message.__table__
 _BY_DEDUPE_KEY = select(_MESSAGE.c.id, _MESSAGE.c.status, _MESSAGE.c.sha256).where(
     _MESSAGE.c.dedupe_key == bindparam("key")
 )
-_MESSAGE_TO_PROCESS = select(
-    _MESSAGE.c.raw, _MESSAGE.c.status, _MESSAGE.c.received_at, _MESSAGE.c.classification
-).where(_MESSAGE.c.id == bindparam("row_id"))
+_MESSAGE_STATE = select(_MESSAGE.c.status, _MESSAGE.c.received_at, _MESSAGE.c.classification).where(
+    _MESSAGE.c.id == bindparam("row_id")
+)
+_MESSAGE_TO_PROCESS = _MESSAGE_STATE.add_columns(_MESSAGE.c.raw)
 _UPDATE_MESSAGE = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("row_id"))
 
 # ----- 1. persist ------------------------------------------------------------------------------
@@ -239,15 +243,27 @@ class Inbound:
 
 
 def process_message(
-    session: Session, message_db_id: int, ctx: PipelineContext, now: datetime
+    session: Session,
+    message_db_id: int,
+    ctx: PipelineContext,
+    now: datetime,
+    prepared: Prepared | None = None,
 ) -> Outcome:
-    """Parse, classify, match and record one stored message (the caller commits)."""
+    """Parse, classify, match and record one stored message (the caller commits).
+
+    `prepared`: its bytes, already in hand, and its parse, perhaps already under way (the
+    runner's ParseAhead); without it the bytes are read back and parsed here.
+    """
     conn = session.connection()
-    row = conn.execute(_MESSAGE_TO_PROCESS, {"row_id": message_db_id}).one_or_none()
+    query = _MESSAGE_STATE if prepared else _MESSAGE_TO_PROCESS
+    row = conn.execute(query, {"row_id": message_db_id}).one_or_none()
     if row is None or row.status == MESSAGE_PROCESSED:
         return Outcome(message_db_id, row.classification if row else "", "skipped")
-    inbound = Inbound(message_db_id, row.raw, row.received_at)
-    outcome = _process(session, inbound, ctx, now)
+    raw = prepared.raw if prepared else row.raw
+    inbound = Inbound(message_db_id, raw, row.received_at)
+    read = prepared.parsed if prepared else partial(parse, raw)
+    with timeline_batch(session):  # the message's timeline entries: one INSERT
+        outcome = _process(session, inbound, ctx, now, read)
     conn.execute(
         _UPDATE_MESSAGE,
         {"row_id": message_db_id, "status": MESSAGE_PROCESSED, "processed_at": now, "error": None}
@@ -265,9 +281,15 @@ def mark_failed(session: Session, message_db_id: int, error: str) -> None:
     )
 
 
-def _process(session: Session, inbound: Inbound, ctx: PipelineContext, now: datetime) -> Outcome:
+def _process(
+    session: Session,
+    inbound: Inbound,
+    ctx: PipelineContext,
+    now: datetime,
+    read: Callable[[], ParsedMessage],
+) -> Outcome:
     try:
-        parsed = parse(inbound.raw)
+        parsed = read()
     except ParseFailed as exc:
         # Kept byte-exact and shown to the team (`message list --classification unparseable`).
         inbound.changes |= {"parse_ok": False, "classification": UNPARSEABLE,

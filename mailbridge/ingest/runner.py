@@ -4,6 +4,7 @@ The runner owns the loop and its failure handling, never the rules: it commits e
 raw bytes, processes every message as its own unit (a savepoint) and commits the batch,
 acknowledges upstream only what is committed, and backs off when the server goes away.
 `stop` (set by SIGTERM) is checked between messages, so the message in hand is always finished.
+Parsing, which is pure, runs ahead in worker processes (parse_ahead.py) when there are any.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from mailbridge.clock import Clock
+from mailbridge.ingest.parse_ahead import ParseAhead, Prepared
 from mailbridge.ingest.pipeline import (
     PipelineContext,
     mark_failed,
@@ -50,8 +52,10 @@ class Runner:
         clock: Clock,
         stop: threading.Event | None = None,
         committed: threading.Event | None = None,
+        parser: ParseAhead | None = None,
     ):
         self.engine, self.source, self.ctx, self.clock = engine, source, ctx, clock
+        self.parser = parser or ParseAhead(0)
         self.stop = stop or threading.Event()
         self.committed = committed  # set after each commit: the outbox sender's doorbell
         self._next_ctx: PipelineContext | None = None  # a reloaded directory, set by SIGHUP
@@ -65,6 +69,13 @@ class Runner:
 
     def close(self) -> None:
         self.source.close()
+        self.parser.close()
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def replay_pending(self, stats: DrainStats | None = None) -> DrainStats:
         """Process stored messages a crash left unprocessed, and failures not yet retried enough."""
@@ -79,7 +90,7 @@ class Runner:
                 .order_by(Message.id)
             ).all()
             s.rollback()
-        self.process(ids, stats)
+        self.process([(message_db_id, None) for message_db_id in ids], stats)
         return stats
 
     def drain(self, stats: DrainStats | None = None) -> DrainStats:
@@ -91,15 +102,23 @@ class Runner:
                 stored = persist_raw(s, batch, self.clock.now())
                 s.commit()
             stats.duplicates += sum(item.duplicate for item in stored)
-            todo = [item.message_db_id if item.needs_processing else None for item in stored]
+            new = [item for item in stored if item.needs_processing]
+            parses = iter(self.parser.start([item.fetched.raw for item in new]))
+            todo = [
+                (item.message_db_id, next(parses)) if item.needs_processing else None
+                for item in stored
+            ]
             done = self.process(todo, stats)
             self.source.acknowledge([item.fetched for item in stored[:done]])
             if self.stop.is_set():
                 break
         return stats
 
-    def process(self, message_ids: Iterable[int | None], stats: DrainStats) -> int:
-        """Process messages (None: nothing to do); returns how many were handled.
+    def process(
+        self, messages: Iterable[tuple[int, Prepared | None] | None], stats: DrainStats
+    ) -> int:
+        """Process stored messages, each with its bytes and parse when in hand (None: nothing
+        to do for that one); returns how many were handled.
 
         Each message is its own unit, a SAVEPOINT: its case changes apply whole or not at all,
         and a failure rolls back only that message, which is marked failed and kept for
@@ -114,15 +133,18 @@ class Runner:
             # One query per batch: absences and bounces recorded since (by another daemon,
             # or `mailbridge directory clear`) route new cases round or back to people.
             self.ctx = ctx.refreshed(s)
-            for message_db_id in message_ids:
+            for item in messages:
                 if self.stop.is_set():
                     break
                 handled += 1
-                if message_db_id is None:
+                if item is None:
                     continue
+                message_db_id, prepared = item
                 try:
                     with s.begin_nested():
-                        outcome = process_message(s, message_db_id, self.ctx, self.clock.now())
+                        outcome = process_message(
+                            s, message_db_id, self.ctx, self.clock.now(), prepared
+                        )
                 except Exception as exc:  # one bad message must never stop the daemon
                     log.exception("message %s failed; kept for replay", message_db_id)
                     mark_failed(s, message_db_id, f"{type(exc).__name__}: {exc}")
