@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -99,9 +100,10 @@ class ImapAccount:
         c.login(self.user, self.password)
         return c
 
-    def append(self, raw: bytes, folder: str = "INBOX") -> None:
+    def append(self, raw: bytes, folder: str = "INBOX", at: datetime | None = None) -> None:
+        """APPEND, as delivered at `at` (its INTERNALDATE: when the mailbox received it)."""
         with self.client() as c:
-            c.append(folder, raw)
+            c.append(folder, raw, msg_time=at)
 
     def uids(self, folder: str = "INBOX") -> list[int]:
         with self.client() as c:

@@ -44,7 +44,7 @@ class Council:
 
     def send(self, raw: bytes) -> None:
         """Someone's email reaches the mailbox; the daemon reads it and sends what it queued."""
-        self.imap.append(raw)
+        self.imap.append(raw, at=NOW)  # received when the frozen clock says, not the wall's
         runner = build_runner(self.deps)
         try:
             runner.drain()
