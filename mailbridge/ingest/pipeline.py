@@ -36,6 +36,7 @@ from mailbridge.cases.people import people_of
 from mailbridge.cases.routing import NO_ROUTE, Route, Router
 from mailbridge.cases.service import (
     add_participants,
+    detached_row,
     find_case,
     open_case,
     participant_addresses,
@@ -239,7 +240,9 @@ class Inbound:
 
     def as_message(self) -> Message:
         """A detached Message of what this run knows, for composing the emails it causes."""
-        return Message(id=self.id, raw=self.raw, received_at=self.received_at, **self.changes)
+        return detached_row(
+            Message, id=self.id, raw=self.raw, received_at=self.received_at, **self.changes
+        )
 
 
 def process_message(
@@ -252,7 +255,7 @@ def process_message(
     """Parse, classify, match and record one stored message (the caller commits).
 
     `prepared`: its bytes, already in hand, and its parse, perhaps already under way (the
-    runner's ParseAhead); without it the bytes are read back and parsed here.
+    runner's parse_ahead); without it the bytes are read back and parsed here.
     """
     conn = session.connection()
     query = _MESSAGE_STATE if prepared else _MESSAGE_TO_PROCESS
