@@ -97,7 +97,7 @@ class SourceSettings:
     batch_size: int = 100
     batch_bytes: int = 25_000_000
     auth: str = "password"  # or "xoauth2"
-    parse_workers: int = 0  # processes parsing ahead of the pipeline; 0: parse in the daemon
+    workers: int = 0  # processes that parse mail and compose emails for the daemon; 0: none
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "poll_seconds": 60,
         "batch_size": 100,
         "batch_bytes": 25_000_000,
-        "parse_workers": "auto",
+        "workers": "auto",
         "auth": "password",
         "password_file": None,
         "password_env": None,
@@ -240,7 +240,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "poll_seconds": int,
     "batch_size": int,
     "batch_bytes": int,
-    "parse_workers": (int, str),
+    "workers": (int, str),
     "width": int,
     "response_days": int,
     "folders": list,
@@ -403,10 +403,13 @@ def _build(
     for key in ("poll_seconds", "batch_size", "batch_bytes", "idle_renew_seconds"):
         if src[key] <= 0:
             out.add(where("source", key), f"source.{key}", "must be greater than zero")
-    workers = src["parse_workers"]
-    if workers != "auto" and (not isinstance(workers, int) or workers < 0):
-        out.add(where("source", "parse_workers"), "source.parse_workers",
+    workers = src["workers"]
+    if workers == "auto":
+        workers = _auto_workers()
+    elif type(workers) is not int or workers < 0:  # a TOML true is an int to Python
+        out.add(where("source", "workers"), "source.workers",
                 "must be \"auto\" or a number of processes, 0 or more")  # fmt: skip
+        workers = 0
     if src["idle_renew_seconds"] >= 29 * 60:
         out.add(
             where("source", "idle_renew_seconds"),
@@ -471,7 +474,7 @@ def _build(
             batch_size=src["batch_size"],
             batch_bytes=src["batch_bytes"],
             auth=src["auth"],
-            parse_workers=_auto_workers() if workers == "auto" else int(workers),
+            workers=workers,
         ),
         database_url=db_url,
         outbox=outbox or Endpoint(url=ob["url"], scheme="file", path="var/outbox"),
@@ -486,7 +489,7 @@ def _build(
 
 
 def _auto_workers() -> int:
-    """source.parse_workers = "auto": a parsing process per core beyond the daemon's own, at
+    """source.workers = "auto": a worker process per core beyond the daemon's own, at
     most four (so one on a two-core host, none on one core)."""
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 

@@ -17,7 +17,6 @@ from mailbridge.cases.absence import pass_on_from_leavers
 from mailbridge.clock import Clock, SystemClock
 from mailbridge.config import ConfigError, Settings
 from mailbridge.directory import Directory, load_directory
-from mailbridge.ingest.parse_ahead import ParseAhead
 from mailbridge.ingest.pipeline import PipelineContext
 from mailbridge.ingest.runner import DrainStats, Runner
 from mailbridge.ingest.sources.base import Source
@@ -31,6 +30,7 @@ from mailbridge.schedule.sweep import SweepStats, sweep
 from mailbridge.store.cursors import DbCursorStore
 from mailbridge.store.db import make_engine, session, upgrade
 from mailbridge.store.people import learnt, load_people
+from mailbridge.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,8 @@ def build_runner(
     deps: Deps, stop: threading.Event | None = None, committed: threading.Event | None = None
 ) -> Runner:
     ctx = PipelineContext.from_settings(deps.settings, deps.directory)
-    parser = ParseAhead(deps.settings.source.parse_workers)
-    return Runner(deps.engine, build_source(deps), ctx, deps.clock, stop, committed, parser)
+    pool = WorkerPool(deps.settings.source.workers)
+    return Runner(deps.engine, build_source(deps), ctx, deps.clock, stop, committed, pool)
 
 
 def build_delivery(deps: Deps) -> Delivery:

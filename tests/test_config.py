@@ -450,6 +450,9 @@ def test_a_problem_from_an_environment_variable_names_the_variable() -> None:
         ("[source]\nidle_renew_seconds = 1800\n", "source.idle_renew_seconds"),
         ("[source]\nprocessed = 'delete'\n", "source.processed"),
         ("[source]\nauth = 'kerberos'\n", "source.auth"),
+        ("[source]\nworkers = -1\n", "source.workers"),
+        ("[source]\nworkers = 'many'\n", "source.workers"),
+        ("[source]\nworkers = true\n", "source.workers"),
         ("[source]\nfolders = []\n", "source.folders"),
         ("[source]\nfolders = 'INBOX'\n", "source.folders"),
         ("[clock]\ntimezone = 'Europe/Londres'\n", "clock.timezone"),
@@ -468,6 +471,16 @@ def test_a_bad_value_is_reported_against_its_key(tmp_path: Path, toml: str, key:
     _, problems = check_settings(path, env={})
 
     assert [p.key for p in errors(problems)] == [key]
+
+
+def test_workers_are_one_per_core_beyond_the_daemons_own_unless_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert load_settings(None, env={}).source.workers == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert load_settings(None, env={}).source.workers == 4
+    assert load_settings(write(tmp_path, "[source]\nworkers = 0\n"), env={}).source.workers == 0
 
 
 def test_dates_and_times_may_be_toml_values_or_strings(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
-"""Parsing in worker processes gives exactly what parsing in the daemon gives, and loses nothing
-when a worker dies."""
+"""Worker processes parse mail and compose emails exactly as the daemon would, and lose nothing
+when a worker, a message or a template fails."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import signal
 import subprocess
@@ -14,13 +16,16 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from mailbridge import bundled_templates
 from mailbridge.clock import FrozenClock
 from mailbridge.config import load_settings
 from mailbridge.daemon import build_deps, build_runner
+from mailbridge.ingest import pipeline
 from mailbridge.ingest.parse import ParseFailed, parse
-from mailbridge.ingest.parse_ahead import MIN_BATCH, ParseAhead
+from mailbridge.ingest.parse_ahead import parse_ahead
 from mailbridge.store.db import session
 from mailbridge.store.models import Case, Event, Message, Outbox
+from mailbridge.workers import MIN_BATCH, WorkerPool
 from tests.conftest import MAILBOX, deliver, settings_env
 from tests.corpus import corpus_messages
 from tests.mail import make_email
@@ -45,97 +50,171 @@ def outcomes(prepared) -> list[object]:
 
 
 def parsed_here(raws: list[bytes]) -> list[object]:
-    return outcomes(ParseAhead(0).start(raws))
+    return outcomes(parse_ahead(WorkerPool(0), raws))
 
 
 def test_a_worker_parses_each_message_as_the_daemon_would_including_failures() -> None:
     raws = [*corpus_raws(40), JUNK]
-    ahead = ParseAhead(1)
+    pool = WorkerPool(1)
     try:
-        assert outcomes(ahead.start(raws)) == parsed_here(raws)
-        assert ahead._pool is not None  # the batch really went to a worker
+        assert outcomes(parse_ahead(pool, raws)) == parsed_here(raws)
+        assert pool._pool is not None  # the batch really went to a worker
     finally:
-        ahead.close()
+        pool.close()
     assert parsed_here([JUNK]) == [("failed", "no recognisable header")]
 
 
 def test_a_small_batch_is_parsed_in_the_daemon_without_starting_a_worker() -> None:
-    ahead = ParseAhead(1)
-    prepared = ahead.start(corpus_raws(MIN_BATCH - 1))
+    pool = WorkerPool(1)
+    prepared = parse_ahead(pool, corpus_raws(MIN_BATCH - 1))
     assert [p.parsed() for p in prepared] == [parse(raw) for raw in corpus_raws(MIN_BATCH - 1)]
-    assert ahead._pool is None
+    assert pool._pool is None
 
 
 def test_a_killed_worker_costs_nothing_and_the_next_batch_gets_a_new_one() -> None:
     raws = corpus_raws(60)
-    ahead = ParseAhead(1)
+    pool = WorkerPool(1)
     try:
-        ahead.start(raws[:MIN_BATCH])[0].parsed()  # the worker is up
-        prepared = ahead.start(raws)
-        for pid in list(ahead._pool._processes):
+        parse_ahead(pool, raws[:MIN_BATCH])[0].parsed()  # the worker is up
+        prepared = parse_ahead(pool, raws)
+        for pid in list(pool._pool._processes):
             os.kill(pid, signal.SIGKILL)
         assert outcomes(prepared) == parsed_here(raws)
-        assert ahead._pool is None  # dropped; parsed here for the rest of the batch
-        again = ahead.start(raws[:MIN_BATCH])
+        assert pool._pool is None  # dropped; parsed here for the rest of the batch
+        again = parse_ahead(pool, raws[:MIN_BATCH])
         assert outcomes(again) == parsed_here(raws[:MIN_BATCH])
-        assert ahead._pool is not None
+        assert pool._pool is not None
     finally:
-        ahead.close()
+        pool.close()
 
 
-def ingest(db_url: str, maildir: Path, workers: str) -> dict[str, object]:
+def enquiries(maildir: Path, count: int, subject: str = "Overflowing bins on Mill Lane") -> None:
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        raw = make_email(
+            "Cllr Asha Patel <asha.patel@council.example>",
+            [MAILBOX],
+            subject=f"{subject}, street {i}",
+            body=f"Residents at number {i} report the bins were missed again. Café £5.",
+            message_id=f"<bins-{i}@members.example>",
+        )
+        deliver(maildir, f"{i:04d}.test", raw, NOW)
+    deliver(maildir, "9999.test", JUNK, NOW)
+
+
+def ingest(db_url: str, maildir: Path, workers: int, templates: Path | None = None):
     env = settings_env(db_url, f"maildir://{maildir}")
     config = maildir.parent / f"workers-{workers}.toml"
-    config.write_text(f"[source]\nparse_workers = {workers}\n", encoding="utf-8")
+    text = f"[source]\nworkers = {workers}\n"
+    if templates:
+        text += f'[templates]\ndir = "{templates}"\n'
+    config.write_text(text, encoding="utf-8")
     settings = load_settings(config, env)
-    assert settings.source.parse_workers == int(workers)
+    assert settings.source.workers == workers
     deps = build_deps(settings, FrozenClock(NOW))
     with build_runner(deps) as runner:
         stats = runner.drain()
+    return deps, stats
+
+
+def what_happened(deps) -> dict[str, object]:
+    """Everything the batch left, but for what is random by design (Message-IDs, boundaries)."""
     with session(deps.engine) as s:
+        outbox = list(s.exec(select(Outbox)))
         return {
-            "stats": stats,
             "cases": sorted(
                 (c.reference, c.status, c.member, c.delivery_unit, c.officer, c.subject)
                 for c in s.exec(select(Case))
             ),
             "events": sorted((e.kind, e.rule or "") for e in s.exec(select(Event))),
-            "outbox": sorted((o.kind, o.subject, tuple(o.to)) for o in s.exec(select(Outbox))),
             "messages": sorted(
-                (m.classification, m.parse_ok, m.subject) for m in s.exec(select(Message))
+                (m.classification, m.status, m.parse_ok, m.subject) for m in s.exec(select(Message))
+            ),
+            "outbox": sorted(
+                (o.kind, o.subject, tuple(o.to), *email_content(o.raw)) for o in outbox
             ),
         }
 
 
-def test_enquiries_parsed_by_a_worker_become_the_same_cases(tmp_path: Path) -> None:
+def email_content(raw: bytes) -> tuple[str, ...]:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    headers = tuple(f"{k}: {message[k]}" for k in ("From", "To", "Subject", "Date", "Reply-To"))
+    parts = tuple(
+        part.get_content() if part.get_content_maintype() == "text" else part.get_content_type()
+        for part in message.walk()
+        if not part.is_multipart()
+    )
+    return (*headers, *parts)
+
+
+def test_a_batch_handled_with_workers_leaves_what_the_daemon_alone_would(tmp_path: Path) -> None:
     results = []
-    for workers in ("0", "1"):
+    for workers in (0, 1):
         maildir = tmp_path / f"inbox-{workers}"
-        for sub in ("new", "cur", "tmp"):
-            (maildir / sub).mkdir(parents=True)
-        for i in range(30):
-            raw = make_email(
-                "Cllr Asha Patel <asha.patel@council.example>",
-                [MAILBOX],
-                subject=f"Overflowing bins on Mill Lane, street {i}",
-                body=f"Residents at number {i} report the bins were missed again.",
-                message_id=f"<bins-{i}@members.example>",
-            )
-            deliver(maildir, f"{i:04d}.test", raw, NOW)
-        deliver(maildir, "9999.test", JUNK, NOW)
-        results.append(ingest(f"sqlite:///{tmp_path / f'db-{workers}.sqlite'}", maildir, workers))
+        enquiries(maildir, 30)
+        deps, stats = ingest(f"sqlite:///{tmp_path / f'db-{workers}.sqlite'}", maildir, workers)
+        assert (stats.processed, stats.failed) == (31, 0)
+        results.append(what_happened(deps))
     assert results[0] == results[1]
-    assert results[1]["stats"].processed == 31
+    assert len(results[1]["outbox"]) == 60  # an acknowledgement and a forward each
+
+
+def test_a_message_that_fails_takes_its_worker_composed_emails_with_it(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = pipeline.flag_possible_duplicates
+
+    def failing_after_its_emails(session, mailer, case, subject, *args):
+        if subject.endswith("street 7"):
+            raise RuntimeError("disk on fire")
+        return real(session, mailer, case, subject, *args)
+
+    monkeypatch.setattr(pipeline, "flag_possible_duplicates", failing_after_its_emails)
+    enquiries(tmp_path / "inbox", 30)
+    deps, stats = ingest(db_url, tmp_path / "inbox", 1)
+    assert (stats.processed, stats.failed) == (30, 1)
+    with session(deps.engine) as s:
+        rows = list(s.exec(select(Outbox)))
+        failed = s.exec(select(Message).where(Message.status == "failed")).one()
+    assert failed.dedupe_key == "<bins-7@members.example>"
+    assert len(rows) == 58 and not any("street 7 [" in r.subject for r in rows)
+    assert all(email_content(r.raw)[2] == f"Subject: {r.subject}" for r in rows)
+
+
+def test_an_email_no_one_can_compose_fails_only_its_message(
+    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A council template that breaks on one case: the batch is done again composing in the
+    daemon, and only that message fails, as it would without workers."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    bundled = (bundled_templates() / "mail" / "ack.txt.j2").read_text(encoding="utf-8")
+    (templates / "ack.txt.j2").write_text(
+        '{% if case.subject.endswith("street 7") %}{{ no_such_value }}{% endif %}' + bundled,
+        encoding="utf-8",
+    )
+    enquiries(tmp_path / "inbox", 30)
+    deps, stats = ingest(db_url, tmp_path / "inbox", 1, templates)
+    assert (stats.processed, stats.failed) == (30, 1)
+    with session(deps.engine) as s:
+        rows = list(s.exec(select(Outbox)))
+        failed = s.exec(select(Message).where(Message.status == "failed")).one()
+    assert failed.dedupe_key == "<bins-7@members.example>" and "no_such_value" in failed.error
+    assert "processing the batch again, composing in the daemon" in caplog.text
+    assert len(rows) == 58
+    assert all(email_content(r.raw)[2] == f"Subject: {r.subject}" for r in rows)
 
 
 ORPHAN = """
 import sys, time
-from mailbridge.ingest.parse_ahead import ParseAhead
+from mailbridge.ingest.parse_ahead import parse_ahead
+from mailbridge.workers import WorkerPool
 if __name__ == "__main__":
-    ahead = ParseAhead(1)
+    pool = WorkerPool(1)
     raws = [open(p, "rb").read() for p in sys.argv[1:]]
-    ahead.start(raws)[0].parsed()
-    print(*ahead._pool._processes, flush=True)
+    parse_ahead(pool, raws)[0].parsed()
+    print(*pool._pool._processes, flush=True)
     time.sleep(60)
 """
 

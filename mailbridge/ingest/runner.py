@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from mailbridge.clock import Clock
-from mailbridge.ingest.parse_ahead import ParseAhead, Prepared
+from mailbridge.ingest.parse_ahead import Prepared, parse_ahead
 from mailbridge.ingest.pipeline import (
     PipelineContext,
     mark_failed,
@@ -26,8 +26,11 @@ from mailbridge.ingest.pipeline import (
     process_message,
 )
 from mailbridge.ingest.sources.base import Source, SourceUnavailable
+from mailbridge.outbound.compose_ahead import SESSION_KEY as COMPOSE_AHEAD
+from mailbridge.outbound.compose_ahead import ComposeAhead, ComposeFailed
 from mailbridge.store.db import session
 from mailbridge.store.models import MESSAGE_FAILED, MESSAGE_RECEIVED, Message
+from mailbridge.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +55,10 @@ class Runner:
         clock: Clock,
         stop: threading.Event | None = None,
         committed: threading.Event | None = None,
-        parser: ParseAhead | None = None,
+        pool: WorkerPool | None = None,
     ):
         self.engine, self.source, self.ctx, self.clock = engine, source, ctx, clock
-        self.parser = parser or ParseAhead(0)
+        self.pool = pool or WorkerPool(0)
         self.stop = stop or threading.Event()
         self.committed = committed  # set after each commit: the outbox sender's doorbell
         self._next_ctx: PipelineContext | None = None  # a reloaded directory, set by SIGHUP
@@ -69,7 +72,7 @@ class Runner:
 
     def close(self) -> None:
         self.source.close()
-        self.parser.close()
+        self.pool.close()
 
     def __enter__(self) -> Runner:
         return self
@@ -103,7 +106,7 @@ class Runner:
                 s.commit()
             stats.duplicates += sum(item.duplicate for item in stored)
             new = [item for item in stored if item.needs_processing]
-            parses = iter(self.parser.start([item.fetched.raw for item in new]))
+            parses = iter(parse_ahead(self.pool, [item.fetched.raw for item in new]))
             todo = [
                 (item.message_db_id, next(parses)) if item.needs_processing else None
                 for item in stored
@@ -125,14 +128,37 @@ class Runner:
         replay while the next one goes on. The batch commits once at the end — a crash before
         that leaves the batch "received", to be processed again, changing nothing twice.
         `stop` is checked between messages, so the one in hand is always finished.
+
+        In a batch worth it, the emails the messages cause are composed by the workers and
+        their bytes written just before the commit; if one cannot be composed at all, the
+        batch is rolled back and processed again composing each email in line, where only
+        the message that caused it fails.
         """
-        handled = 0
+        messages = list(messages)
+        ahead = self.pool.worth_it(sum(item is not None for item in messages))
+        try:
+            return self._process(messages, stats, compose_ahead=ahead)
+        except ComposeFailed as exc:
+            log.warning("an email could not be composed (%s); processing the batch again, "
+                        "composing in the daemon", exc)  # fmt: skip
+            return self._process(messages, stats, compose_ahead=False)
+
+    def _process(
+        self,
+        messages: list[tuple[int, Prepared | None] | None],
+        stats: DrainStats,
+        *,
+        compose_ahead: bool,
+    ) -> int:
+        handled, done = 0, DrainStats()
         with session(self.engine) as s:
             with self._ctx_lock:
                 ctx, self._next_ctx = self._next_ctx or self.ctx, None
             # One query per batch: absences and bounces recorded since (by another daemon,
             # or `mailbridge directory clear`) route new cases round or back to people.
             self.ctx = ctx.refreshed(s)
+            composer = ComposeAhead(self.pool, ctx.mailer.renderer) if compose_ahead else None
+            s.info[COMPOSE_AHEAD] = composer
             for item in messages:
                 if self.stop.is_set():
                     break
@@ -140,17 +166,20 @@ class Runner:
                 if item is None:
                     continue
                 message_db_id, prepared = item
+                mark = composer.mark() if composer else 0
                 try:
                     with s.begin_nested():
                         outcome = process_message(
                             s, message_db_id, self.ctx, self.clock.now(), prepared
                         )
                 except Exception as exc:  # one bad message must never stop the daemon
+                    if composer:
+                        composer.forget_since(mark)
                     log.exception("message %s failed; kept for replay", message_db_id)
                     mark_failed(s, message_db_id, f"{type(exc).__name__}: {exc}")
-                    stats.failed += 1
+                    done.failed += 1
                     continue
-                stats.processed += 1
+                done.processed += 1
                 if outcome.people_changed:  # route round them from the next message on
                     self.ctx = self.ctx.refreshed(s)
                 log.info(
@@ -160,7 +189,11 @@ class Runner:
                     outcome.action,
                     outcome.reference or "",
                 )
+            if composer:
+                composer.fill(s)
             s.commit()
+        stats.processed += done.processed
+        stats.failed += done.failed
         if self.committed is not None and handled:
             self.committed.set()
         return handled

@@ -24,13 +24,16 @@ from mailbridge.outbound.compose import (
     Attachment,
     Thread,
     attachments_of,
-    compose,
+    clean_header,
     new_message_id,
     plus_address,
     tagged_subject,
     thread_under,
 )
-from mailbridge.outbound.outbox import enqueue
+from mailbridge.outbound.compose_ahead import SESSION_KEY as COMPOSE_AHEAD
+from mailbridge.outbound.compose_ahead import ComposeAhead
+from mailbridge.outbound.draft import Draft
+from mailbridge.outbound.outbox import queue_email
 from mailbridge.outbound.recipients import Recipients, relay_recipients
 from mailbridge.outbound.render import Renderer
 from mailbridge.store.models import Case, Message, Participant
@@ -134,44 +137,54 @@ class Mailer:
         attachments: Sequence[Attachment] = (),
         original: bytes | None = None,
     ) -> bool:
-        """Render and queue one email; False if it was already queued or has nobody to go to."""
+        """Render and queue one email; False if it was already queued or has nobody to go to.
+
+        Built here, or, in a batch the runner composes ahead, by a worker before the batch
+        commits (outbound/compose_ahead.py): the row is the same either way.
+        """
         to = [a for a in recipients.to if not self.is_own(a)]
         cc = [a for a in recipients.cc if not self.is_own(a) and a not in to]
         if not to and not cc:
             return False
         reference = case.reference if case else ""
-        body = self.renderer.render(
-            template,
-            mailbox=self.mailbox,
-            help_lines=HELP_LINES,
-            case=self.case_view(case) if case else None,
-            **context,
-        )
-        message = compose(
+        draft = Draft(
+            template=template,
+            context={
+                "mailbox": self.mailbox,
+                "help_lines": HELP_LINES,
+                "case": self.case_view(case) if case else None,
+                **context,
+            },
             from_name=self.from_name,
             from_address=self.mailbox,
-            to=to,
-            cc=cc,
-            subject=subject,
-            body=body,
+            to=tuple(to),
+            cc=tuple(cc),
+            subject=clean_header(subject),
             message_id=new_message_id(kind, reference or "mailbridge", self.mailbox),
             now=now,
             reference=reference or None,
             thread=thread,
             reply_to=self.reply_address(reference) if reference else None,
             auto_submitted=auto_submitted,
-            attachments=attachments,
+            attachments=tuple(attachments),
             original=original,
         )
-        row = enqueue(
+        ahead: ComposeAhead | None = session.info.get(COMPOSE_AHEAD)
+        row = queue_email(
             session,
             kind=kind,
             dedupe_key=dedupe_key,
-            message=message,
+            message_id=draft.message_id,
+            to=to,
+            cc=cc,
+            subject=draft.subject,
+            raw=b"" if ahead else draft.build(self.renderer),
             now=now,
             case_id=case.id if case else None,
             own_addresses=self.own_addresses,
         )
+        if row is not None and ahead:
+            ahead.add(row.id, draft)
         return row is not None
 
 

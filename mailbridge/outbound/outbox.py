@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
@@ -87,16 +88,50 @@ def enqueue(
 ) -> Queued | None:
     """Queue a complete message once per dedupe key; None if that key is already queued.
 
-    Refuses (ValueError) a message without a Message-ID, with a Bcc (the outbox keeps To and
-    Cc only, and a Bcc header would go out in the bytes), without recipients, or to our own
-    mailbox in any plus-address form: that is how mail loops start. Never commits.
+    Refuses (ValueError) a message with a Bcc (the outbox keeps To and Cc only, and a Bcc
+    header would go out in the bytes), and whatever queue_email refuses. Never commits.
     """
-    message_id = str(message.get("Message-ID") or "").strip()
-    if not message_id:
-        raise ValueError(f"{dedupe_key}: the message has no Message-ID")
     if message.get("Bcc") is not None:
         raise ValueError(f"{dedupe_key}: Bcc is not supported; put the address in To or Cc")
-    to, cc = header_addresses(message, "To"), header_addresses(message, "Cc")
+    return queue_email(
+        session,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        message_id=str(message.get("Message-ID") or "").strip(),
+        to=header_addresses(message, "To"),
+        cc=header_addresses(message, "Cc"),
+        subject=str(message.get("Subject") or ""),
+        # Serialised in the policy family it was built with, with SMTP's CRLF line ends.
+        raw=wire_bytes(message),
+        now=now,
+        case_id=case_id,
+        own_addresses=own_addresses,
+    )
+
+
+def queue_email(
+    session: Session,
+    *,
+    kind: str,
+    dedupe_key: str,
+    message_id: str,
+    to: Sequence[str],
+    cc: Sequence[str],
+    subject: str,
+    raw: bytes,
+    now: datetime,
+    case_id: int | None = None,
+    own_addresses: frozenset[str] = frozenset(),
+) -> Queued | None:
+    """Queue an email, given its header fields and wire bytes (b"" while a worker builds
+    them: outbound/compose_ahead.py), once per dedupe key; None if that key is queued.
+
+    Refuses (ValueError) an email without a Message-ID, without recipients, or to our own
+    mailbox in any plus-address form: that is how mail loops start. Never commits.
+    """
+    if not message_id:
+        raise ValueError(f"{dedupe_key}: the message has no Message-ID")
+    to, cc = unique_addresses(to, "To"), unique_addresses(cc, "Cc")
     if not to and not cc:
         raise ValueError(f"{dedupe_key}: the message has no recipients")
     ours = [a for a in (*to, *cc) if is_own_address(a, own_addresses)]
@@ -111,9 +146,8 @@ def enqueue(
         "message_id": message_id,
         "to": to,
         "cc": cc,
-        "subject": str(message.get("Subject") or ""),
-        # Serialised in the policy family it was built with, with SMTP's CRLF line ends.
-        "raw": wire_bytes(message),
+        "subject": subject,
+        "raw": raw,
         "status": PENDING,
         "attempts": 0,
         "next_attempt_at": now,
@@ -136,9 +170,14 @@ def header_addresses(message: Message, name: str) -> list[str]:
             found += [a.addr_spec for a in value.addresses]
         else:
             found += [addr for _, addr in getaddresses([str(value)])]
+    return unique_addresses(found, name)
+
+
+def unique_addresses(addresses: Sequence[str], name: str) -> list[str]:
+    """Each address once (case-insensitively), in order; ValueError for one without '@'."""
     seen: set[str] = set()
     unique = []
-    for address in found:
+    for address in addresses:
         address = address.strip()
         if "@" not in address:
             raise ValueError(f"{name}: not an email address: {address!r}")

@@ -35,6 +35,7 @@ def long_date(value: date | datetime) -> str:
 
 class Renderer:
     def __init__(self, override_dir: Path | None = None):
+        self.override_dir = override_dir
         dirs = [override_dir] if override_dir else []
         loader = ChoiceLoader([FileSystemLoader(str(d)) for d in (*dirs, BUNDLED)])
         self.env = SandboxedEnvironment(
