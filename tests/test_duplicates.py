@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from mailbridge.cases.duplicates import enquiry, places, possible_duplicates, score, words
+from mailbridge.cases import links
+from mailbridge.cases.duplicates import (
+    TEXT_CHARS,
+    enquiry,
+    places,
+    possible_duplicates,
+    score,
+    words,
+)
 from mailbridge.clock import FrozenClock
 from mailbridge.config import load_settings
 from mailbridge.daemon import build_deps, build_runner
+from mailbridge.ingest import pipeline
 from mailbridge.store.db import session
 from mailbridge.store.models import Case, CaseLink, CasePlace, Event, Outbox
 from tests.conftest import MAILBOX, deliver, settings_env
 from tests.mail import make_email
+from tests.outgoing import add_case
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 PATEL, OKAFOR = "asha.patel@council.example", "ben.okafor@council.example"
@@ -235,3 +246,109 @@ def test_the_same_members_enquiries_about_different_things_are_not_flagged(mailb
     mailbox.receive(PATEL, "Pothole", "Please can someone look at this.")
     assert mailbox.links() == []
     assert mailbox.team_notices() == []
+
+
+# ----- the candidates: one look-up, and the texts of cases seen before remembered ---------------
+
+
+def candidates_afresh(mailbox, new):
+    """What _candidates gives for `new` from what the daemon remembers, and read afresh."""
+    engine = mailbox.deps.engine
+    with session(engine) as s:
+        remembered = links._candidates(s, new)
+        assert remembered and not s.info[links._UNCOMMITTED]  # none read
+        links._REMEMBERED.pop(engine)
+        read = links._candidates(s, new)
+        assert s.info[links._UNCOMMITTED].keys() == read.keys()
+    return remembered, read
+
+
+def test_remembered_candidates_are_what_the_database_gives(mailbox):
+    long = "Überall Müll 🗑️ behind 4 Mill Lane. " * 40  # longer than TEXT_CHARS, not ASCII
+    raw = make_email(PATEL, [MAILBOX], "[External] Fly-tipping", DUMPED)
+    no_message_id = b"\n".join(line for line in raw.split(b"\n") if b"Message-ID" not in line)
+    mailbox.receive(PATEL, "Fly-tipping on Mill Lane", DUMPED, at=NOW - timedelta(days=4))
+    deliver(mailbox.maildir, "no-message-id.test", no_message_id, NOW - timedelta(days=3))
+    build_runner(mailbox.deps).drain()
+    mailbox.receive(OKAFOR, "Rubbish at 4 Mill Lane", long, at=NOW - timedelta(days=2))
+    mailbox.receive(PATEL, "Re: Mill Lane", f"Thanks. {DUMPED}", at=NOW - timedelta(days=1))
+    latest = mailbox.case("ME-2026-00004")
+    new = enquiry(latest.id + 1, latest.member, NOW, "Mill Lane again", DUMPED)
+    remembered, read = candidates_afresh(mailbox, new)
+    assert remembered == read
+    assert [o.reference for o in read.values()] == [f"ME-2026-0000{n}" for n in (1, 2, 3, 4)]
+    by_reference = {o.reference: o.enquiry for o in read.values()}
+    assert by_reference["ME-2026-00002"].text == "  Fly-tipping\n"  # no Message-ID: no body
+    assert by_reference["ME-2026-00003"].places == {"street:4 mill lane"}  # named by both
+    assert len(by_reference["ME-2026-00003"].text) == len("Rubbish at 4 Mill Lane\n") + TEXT_CHARS
+
+
+def test_a_case_rolled_back_is_not_remembered_for_the_next_given_its_id(mailbox, monkeypatch):
+    """SQLite gives a rolled-back case's id to the next case: what was read or opened in a
+    transaction is only remembered once it commits."""
+    real = pipeline.flag_possible_duplicates
+
+    def failing_after_it(*args):
+        real(*args)
+        raise RuntimeError("disk on fire")
+
+    mailbox.receive(PATEL, "Street lights out", "Please can someone look at this.")
+    monkeypatch.setattr(pipeline, "flag_possible_duplicates", failing_after_it)
+    mailbox.receive(PATEL, "Fly-tipping on Mill Lane", DUMPED, at=NOW - timedelta(days=2))
+    monkeypatch.undo()
+    with session(mailbox.deps.engine) as s:  # a case opened without being flagged: imported
+        member = s.exec(select(Case.member)).one()
+        case = add_case(s, "ME-2026-00099", NOW - timedelta(days=1))
+        case.member, case.subject = member, "Pothole on the green"
+        s.commit()
+    mailbox.receive(PATEL, "Fly-tipping on Mill Lane", DUMPED)  # ME-2026-00002 again
+    assert mailbox.links() == []
+    for end in (Session.rollback, Session.close):  # after its savepoint was released
+        s = session(mailbox.deps.engine)
+        with s.begin_nested():
+            case = add_case(s, "ME-2026-00100", NOW)
+            case.member = member
+            links.flag_possible_duplicates(s, None, case, "Graffiti", "Please look at this.", NOW)
+        end(s)
+        s.connection()  # the session used again
+        s.commit()
+    remembered = links._remembered(mailbox.deps.engine).values()
+    assert {o.reference for o in remembered} == {"ME-2026-00001", "ME-2026-00099", "ME-2026-00002"}
+
+
+def test_an_enquiry_like_several_open_cases_is_flagged_with_each_best_first(mailbox):
+    mailbox.receive(PATEL, "Fly-tipping on Mill Lane", DUMPED, at=NOW - timedelta(days=3))
+    mailbox.receive(PATEL, "Mill Lane fly-tipping", DUMPED, at=NOW - timedelta(days=2))
+    mailbox.receive(PATEL, "Fly-tipping on Mill Lane", DUMPED)
+    flagged = [(new, old) for new, old, *_ in mailbox.links()]
+    assert flagged == [("ME-2026-00002", "ME-2026-00001"), ("ME-2026-00003", "ME-2026-00002"),
+                       ("ME-2026-00003", "ME-2026-00001")]  # fmt: skip
+    assert [key for key, _ in mailbox.team_notices()] == [f"duplicate:{n}:{o}" for n, o in flagged]
+    events = mailbox.events("ME-2026-00003", "possible-duplicate")
+    assert [e["other"] for e in events] == ["ME-2026-00002", "ME-2026-00001"]
+
+
+def test_the_member_and_place_look_ups_in_one_statement_find_what_each_does(engine):
+    """Each with its own order and limit: the 10 latest of the member's 11 open, top-level
+    cases, and the 20 latest of the 38 open cases naming the place."""
+    params = {"member": "cllr-patel", "places": ["street:4 mill lane"], "case_row": 0,
+              "since": NOW - timedelta(days=30), "until": NOW}  # fmt: skip
+    with session(engine) as s:
+        for n in range(40):
+            case = add_case(s, f"ME-2026-{n:05d}", NOW - timedelta(days=n % 20, hours=n))
+            case.member = "cllr-patel" if n < 13 else "cllr-okafor"
+            case.status = "closed" if n == 5 else case.status
+            case.received_at -= timedelta(days=31 if n == 20 else 0)
+            case.parent_id = 1 if n == 7 else None  # a part
+            s.add(
+                CasePlace(case_id=case.id, place=params["places"][0], received_at=case.received_at)
+            )
+            s.flush()
+        conn = s.connection()
+        one = Counter(conn.execute(links._BY_MEMBER_OR_PLACE, params))
+        each = Counter(
+            [*conn.execute(links._BY_MEMBER, params), *conn.execute(links._BY_PLACE, params)]
+        )
+    assert one == each
+    assert sum(n for (_, place), n in one.items() if place is None) == links.MEMBER_CANDIDATES
+    assert one.total() == links.MEMBER_CANDIDATES + links.PLACE_CANDIDATES

@@ -9,16 +9,22 @@ decision (`mailbridge case merge`).
 Finding possible duplicates is cheap enough to do for every new enquiry: the places a case
 names are stored in case_place, and the candidates are two bounded index look-ups — the same
 member's open cases received in the last 30 days (case.member, received_at) and the open cases
-naming one of the same places in that window (case_place.place, received_at) — whose subjects
-and opening text are then scored in memory (cases/duplicates.py).
+naming one of the same places in that window (case_place.place, received_at), in one statement
+— whose subjects and opening text are then scored in memory (cases/duplicates.py). A case's
+subject and opening text never change, so they are kept in memory for the next enquiries
+("remembered candidates" below): only a case not seen since the daemon started is read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import bindparam, func, or_
+from sqlalchemy import Engine, bindparam, event, func, null, or_, union_all
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, select
 
 from mailbridge.cases.duplicates import (
@@ -57,7 +63,10 @@ def flag_possible_duplicates(
     session: Session, mailer: Mailer, case: Case, subject: str, body: str, now: datetime
 ) -> list[Match]:
     """Store the places a newly opened case names, and link it to the open cases it probably
-    duplicates, each with an event on both timelines and one notice to the team."""
+    duplicates, each with an event on both timelines and one notice to the team.
+
+    `subject` and `body`: the case's subject and its thread message's body text as stored, with
+    which the case is remembered as a candidate for the enquiries after it."""
     new = enquiry(case.id, case.member, case.received_at, subject, body)
     if new.places:
         session.connection().execute(
@@ -66,8 +75,16 @@ def flag_possible_duplicates(
         )
     older = _candidates(session, new)
     matches = possible_duplicates(new, [o.enquiry for o in older.values()])
+    if matches:  # a case just opened has no links yet: all of them in one statement
+        links = [
+            {"case_id": case.id, "other_case_id": m.case_id, "kind": DUPLICATE, "score": m.score,
+             "reason": m.reason, "actor": SYSTEM, "created_at": now}
+            for m in matches
+        ]  # fmt: skip
+        session.connection().execute(_INSERT_LINK, links)
     for match in matches:
         _flag(session, mailer, case, older[match.case_id], match, now)
+    _remember_opened(session, case, body)
     return matches
 
 
@@ -133,9 +150,11 @@ class _Older:
 
 # Built once, run with parameters for every new enquiry (see store.db.insert_ignoring).
 _C, _P, _M = Case.__table__.c, CasePlace.__table__.c, Message.__table__.c
-_OPEN_OTHERS = (_C.id != bindparam("case_row"), _C.status.in_(OPEN_STATUSES))
+# The open statuses as a parameter each: an IN list of values is rendered again at every run.
+_OPEN = [bindparam(f"open_{n}", status) for n, status in enumerate(OPEN_STATUSES)]
+_OPEN_OTHERS = (_C.id != bindparam("case_row"), _C.status.in_(_OPEN))
 _BY_MEMBER = (
-    select(_C.id)
+    select(_C.id, null().label("place"))
     .where(
         _C.member == bindparam("member"),
         _C.received_at >= bindparam("since"),
@@ -158,6 +177,11 @@ _BY_PLACE = (
     .order_by(_P.received_at.desc())
     .limit(PLACE_CANDIDATES)
 )
+# Both look-ups in one statement, each with its own order and limit (in a subquery, as SQLite
+# allows no ORDER BY or LIMIT on a part of a UNION).
+_BY_MEMBER_OR_PLACE = union_all(
+    *(select(*part.c) for part in (_BY_MEMBER.subquery(), _BY_PLACE.subquery()))
+)
 _TEXTS = (
     select(
         _C.id, _C.reference, _C.member, _C.received_at, _C.subject,
@@ -166,44 +190,56 @@ _TEXTS = (
     .select_from(Case.__table__.outerjoin(Message.__table__, _M.message_id == _C.thread_message_id))
     .where(_C.id.in_(bindparam("ids", expanding=True)))
 )  # fmt: skip
+_INSERT_LINK = CaseLink.__table__.insert()
 
 
 def _candidates(session: Session, new: Enquiry) -> dict[int, _Older]:
     """The open, top-level cases received in the 30 days up to `new`'s that share its member or
-    one of its places: two bounded index look-ups, then one read of their subject and text."""
+    one of its places, by id: one bounded look-up, then a read of the subject and text of
+    those not remembered."""
     conn = session.connection()
-    window = {"since": new.received_at - WINDOW, "until": new.received_at, "case_row": new.case_id}
-    ids: set[int] = set()
-    named: dict[int, set[str]] = {}  # the places each candidate shares with `new`
     if new.member:
-        ids.update(conn.execute(_BY_MEMBER, {"member": new.member, **window}).scalars())
-    if new.places:
-        for case_id, place in conn.execute(_BY_PLACE, {"places": sorted(new.places), **window}):
-            ids.add(case_id)
-            named.setdefault(case_id, set()).add(place)
-    if not ids:
+        query = _BY_MEMBER_OR_PLACE if new.places else _BY_MEMBER
+    elif new.places:
+        query = _BY_PLACE
+    else:
         return {}
-    return {
-        case_id: _Older(
-            enquiry(case_id, member, at, subject, body or "", named.get(case_id, ())), reference
-        )
-        for case_id, reference, member, at, subject, body in conn.execute(
-            _TEXTS, {"ids": sorted(ids)}
-        )
+    params = {
+        "member": new.member,
+        "places": sorted(new.places),
+        "since": new.received_at - WINDOW,
+        "until": new.received_at,
+        "case_row": new.case_id,
     }
+    named: dict[int, set[str]] = {}  # the places each candidate shares with `new`
+    for case_id, place in conn.execute(query, params):
+        shared = named.setdefault(case_id, set())
+        if place is not None:
+            shared.add(place)
+    if not named:
+        return {}
+    remembered, uncommitted = _remembered(conn.engine), _uncommitted(session)
+    missing = [i for i in named if i not in uncommitted and i not in remembered]
+    if missing:
+        for case_id, reference, member, at, subject, body in conn.execute(
+            _TEXTS, {"ids": sorted(missing)}
+        ):
+            uncommitted[case_id] = _Older(
+                enquiry(case_id, member, at, subject, body or "", ()), reference
+            )
+    older = {}
+    for case_id in sorted(named):  # in id order, as SQLite read them all: equal matches keep it
+        old = uncommitted.get(case_id) or remembered[case_id]
+        if named[case_id]:
+            old = replace(old, enquiry=replace(old.enquiry, places=frozenset(named[case_id])))
+        older[case_id] = old
+    return older
 
 
 def _flag(
     session: Session, mailer: Mailer, case: Case, old: _Older, match: Match, now: datetime
 ) -> None:
-    """One possible duplicate: the link, both timelines, and the team told once."""
-    inserted = session.connection().execute(
-        insert_ignoring(session, CaseLink.__table__, "case_id", "other_case_id", "kind"),
-        {"case_id": case.id, "other_case_id": match.case_id, "kind": DUPLICATE,
-         "score": match.score, "reason": match.reason, "actor": SYSTEM, "created_at": now},
-    ).rowcount  # fmt: skip
-    if not inserted:
-        return
+    """One possible duplicate, linked: both timelines, and the team told once."""
     for case_id, other in ((case.id, old.reference), (match.case_id, case.reference)):
         detail = {"other": other, "score": match.score, "reason": match.reason}
         record_event(session, case_id, now, "possible-duplicate", rule=DUPLICATE, detail=detail)
@@ -223,6 +259,61 @@ def _flag(
         ],
         now=now,
     )
+
+
+# ----- remembered candidates ---------------------------------------------------------------------
+# What _TEXTS gives of a case (its places aside, which depend on the enquiry it is compared
+# with) never changes, and a member's recent cases are candidates again with each new enquiry:
+# so it is kept, per database (engine), for the most recent CACHED_CASES cases read or opened.
+# An entry is only kept once its transaction commits: SQLite gives a rolled-back case's id to
+# the next case. Until then it is in the session's `_UNCOMMITTED`, dropped by any rollback.
+
+CACHED_CASES = 2048  # more than a council's members' recent open cases; about 6 KiB each
+_REMEMBERED: WeakKeyDictionary[Engine, OrderedDict[int, _Older]] = WeakKeyDictionary()
+_UNCOMMITTED = "mailbridge.duplicate_candidates"  # session.info key
+
+
+def _remembered(engine: Engine) -> OrderedDict[int, _Older]:
+    remembered = _REMEMBERED.get(engine)
+    if remembered is None:
+        remembered = _REMEMBERED[engine] = OrderedDict()
+    return remembered
+
+
+def _uncommitted(session: OrmSession) -> dict[int, _Older]:
+    return session.info.setdefault(_UNCOMMITTED, {})
+
+
+def _remember_opened(session: Session, case: Case, body: str) -> None:
+    """The new case as _TEXTS will read it once its message is stored (without a Message-ID,
+    no body is joined); not when SQLite's substr() would stop at a NUL in the body."""
+    head = body[:TEXT_CHARS] if case.thread_message_id is not None else ""
+    if "\x00" not in head:
+        opened = enquiry(case.id, case.member, case.received_at, case.subject, head, ())
+        _uncommitted(session)[case.id] = _Older(opened, case.reference)
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _keep_committed(session: OrmSession) -> None:
+    if session.in_nested_transaction():  # a savepoint released: its transaction may roll back
+        return
+    committed = session.info.pop(_UNCOMMITTED, None)
+    if committed:
+        remembered = _remembered(session.get_bind().engine)
+        remembered.update(committed)
+        while len(remembered) > CACHED_CASES:
+            remembered.popitem(last=False)
+
+
+@event.listens_for(OrmSession, "after_rollback")  # a savepoint's too: one message failed
+def _forget_rolled_back(session: OrmSession) -> None:
+    session.info.pop(_UNCOMMITTED, None)
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _forget_uncommitted(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # closed without a commit
+        session.info.pop(_UNCOMMITTED, None)
 
 
 def _cannot_merge(session: Session, case: Case, into: Case) -> str | None:
