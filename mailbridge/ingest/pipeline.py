@@ -61,7 +61,13 @@ from mailbridge.ingest.parse import ParsedMessage, ParseFailed, parse
 from mailbridge.ingest.parse_ahead import Prepared
 from mailbridge.ingest.sources.base import Fetched
 from mailbridge.outbound.compose import thread_under
-from mailbridge.outbound.notices import Mailer, queue_ack, queue_forward, queue_status
+from mailbridge.outbound.notices import (
+    Mailer,
+    case_stakeholders,
+    queue_ack,
+    queue_forward,
+    queue_status,
+)
 from mailbridge.store.db import insert_ignoring
 from mailbridge.store.models import (
     MESSAGE_FAILED,
@@ -477,10 +483,11 @@ def _open(
     parts = open_parts(session, ctx, case, *plan, now, original=original) if plan else []
     if member is not None:  # never to a non-member, a bounce or an auto-reply: no mail loops
         thread = thread_under(parsed.message_id, parsed.references)
-        queue_ack(session, ctx.mailer, case, now, thread=thread, parts=parts)
+        copied = case_stakeholders(session, case)  # one look-up for both emails
+        queue_ack(session, ctx.mailer, case, now, thread=thread, parts=parts, stakeholders=copied)
         # The officer the member wrote to already has the email; anyone else gets it.
         if route.rule != "cc-officer" and not parts:
-            queue_forward(session, ctx.mailer, case, original, now)
+            queue_forward(session, ctx.mailer, case, original, now, stakeholders=copied)
     flag_possible_duplicates(session, ctx.mailer, case, parsed.subject, parsed.body_text, now)
     return case
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import bindparam, update
 from sqlmodel import Session
 
-from mailbridge.outbound.draft import Draft
+from mailbridge.outbound.draft import Draft, build_drafts
 from mailbridge.outbound.render import Renderer
 from mailbridge.store.models import Outbox
 from mailbridge.workers import CHUNK, WorkerPool
@@ -88,7 +87,7 @@ class ComposeAhead:
         drafts = [draft for _, draft in self._queued[self._unsent :]]
         if drafts:
             template_dir = self.renderer.override_dir
-            future = self.pool.submit(build_chunk, template_dir, drafts)
+            future = self.pool.submit(build_drafts, template_dir, drafts)
             self._tasks.append(_Task(self._unsent, len(drafts), future))
         self._unsent = len(self._queued)
 
@@ -97,14 +96,3 @@ class ComposeAhead:
             return draft.build(self.renderer)
         except Exception as exc:
             raise ComposeFailed(f"{draft.message_id}: {type(exc).__name__}: {exc}") from exc
-
-
-_RENDERERS: dict[Path | None, Renderer] = {}  # in a worker: one per template directory
-
-
-def build_chunk(template_dir: Path | None, drafts: list[Draft]) -> list[bytes]:
-    """In a worker: each draft's wire bytes (any failure fails the chunk: built again here)."""
-    renderer = _RENDERERS.get(template_dir)
-    if renderer is None:
-        renderer = _RENDERERS[template_dir] = Renderer(template_dir)
-    return [draft.build(renderer) for draft in drafts]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from mailbridge.outbound.compose import Attachment, Thread, compose, wire_bytes
@@ -54,3 +55,15 @@ class Draft:
                 original=self.original,
             )
         )
+
+
+_RENDERERS: dict[Path | None, Renderer] = {}  # in a worker: one per template directory
+
+
+def build_drafts(template_dir: Path | None, drafts: list[Draft]) -> list[bytes]:
+    """In a worker process (so this module imports no database code): each draft's wire
+    bytes; any failure fails them all, and the daemon builds them again itself."""
+    renderer = _RENDERERS.get(template_dir)
+    if renderer is None:
+        renderer = _RENDERERS[template_dir] = Renderer(template_dir)
+    return [draft.build(renderer) for draft in drafts]

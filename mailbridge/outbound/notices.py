@@ -205,12 +205,14 @@ def queue_ack(
     thread: Thread,
     parts: Sequence[Case] = (),
     dedupe_key: str | None = None,
+    stakeholders: Sequence[str] | None = None,
 ) -> bool:
     """The member hears the reference(s), who has it and when it is due, the same day; again
-    (under another `dedupe_key`) when a supervisor splits the case into parts."""
+    (under another `dedupe_key`) when a supervisor splits the case into parts.
+    `stakeholders`: the case's, when the caller has just read them (case_stakeholders)."""
     if not case.member_address:
         return False
-    copied = [] if case.nocopy else _stakeholders(session, case)
+    copied = [] if case.nocopy else _or_read(stakeholders, session, case)
     return mailer.queue(
         session,
         kind="ack",
@@ -242,6 +244,7 @@ def queue_forward(
     dedupe_key: str | None = None,
     part_of: str | None = None,
     body: str | None = None,
+    stakeholders: Sequence[str] | None = None,
 ) -> bool:
     """The officer gets the enquiry (or the member's follow-up) with the original attached;
     a case that changed hands says who had it (`rerouted_from`) and its timeline (`history`).
@@ -273,7 +276,7 @@ def queue_forward(
             "body": (inbound.body_text or "") if body is None else body,
             "part_of": part_of,
             "attachments": [a["filename"] for a in inbound.attachments if a.get("filename")],
-            "copied": [] if unit and unit.confidential else _stakeholders(session, case),
+            "copied": [] if unit and unit.confidential else _or_read(stakeholders, session, case),
             "confidential": bool(unit and unit.confidential),
             "rerouted_from": rerouted_from,
             "history": list(history),
@@ -400,7 +403,7 @@ def queue_relay(
     recipients = relay_recipients(
         member=case.member_address,
         member_addresses=member.addresses if member else (),
-        stakeholders=_stakeholders(session, case),
+        stakeholders=case_stakeholders(session, case),
         already_sent_to=[a for _, a in (*inbound.to, *inbound.cc)],
         is_own=mailer.is_own,
         member_only=case.nocopy or bool(unit and unit.confidential),
@@ -432,8 +435,13 @@ def queue_relay(
     )
 
 
-def _stakeholders(session: Session, case: Case) -> list[str]:
+def case_stakeholders(session: Session, case: Case) -> list[str]:
+    """The people the member copied in (or a supervisor added), in the order they joined."""
     return list(session.connection().execute(_STAKEHOLDERS, {"case_row": case.id}).scalars())
+
+
+def _or_read(stakeholders: Sequence[str] | None, session: Session, case: Case) -> list[str]:
+    return list(stakeholders) if stakeholders is not None else case_stakeholders(session, case)
 
 
 _STAKEHOLDERS = (  # built once: every acknowledgement and forward asks it
