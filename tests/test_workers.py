@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import os
 import signal
 import subprocess
@@ -160,9 +161,12 @@ def test_a_batch_handled_with_workers_leaves_what_the_daemon_alone_would(tmp_pat
     assert len(results[1]["outbox"]) == 60  # an acknowledgement and a forward each
 
 
-def test_a_message_that_fails_takes_its_worker_composed_emails_with_it(
-    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+def test_a_message_that_fails_in_a_batch_fails_alone_and_takes_its_emails_with_it(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The batch is first done without savepoints; the failure makes it be done again, each
+    message in its own savepoint, with nothing of the first attempt left behind."""
+    caplog.set_level(logging.INFO, logger="mailbridge.ingest.runner")
     real = pipeline.flag_possible_duplicates
 
     def failing_after_its_emails(session, mailer, case, subject, *args):
@@ -177,9 +181,12 @@ def test_a_message_that_fails_takes_its_worker_composed_emails_with_it(
     with session(deps.engine) as s:
         rows = list(s.exec(select(Outbox)))
         failed = s.exec(select(Message).where(Message.status == "failed")).one()
+        opened = s.exec(select(Event.case_id).where(Event.kind == "case-opened")).all()
+        assert len(opened) == len(set(opened)) == len(s.exec(select(Case)).all()) == 29
     assert failed.dedupe_key == "<bins-7@members.example>"
     assert len(rows) == 58 and not any("street 7 [" in r.subject for r in rows)
     assert all(email_content(r.raw)[2] == f"Subject: {r.subject}" for r in rows)
+    assert "processing its batch again, each message on its own" in caplog.text
 
 
 def test_an_email_no_one_can_compose_fails_only_its_message(

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from mailbridge.cases.service import timeline_batch
 from mailbridge.clock import Clock
 from mailbridge.ingest.parse_ahead import Prepared, parse_ahead
 from mailbridge.ingest.pipeline import (
@@ -129,19 +131,26 @@ class Runner:
         that leaves the batch "received", to be processed again, changing nothing twice.
         `stop` is checked between messages, so the one in hand is always finished.
 
-        In a batch worth it, the emails the messages cause are composed by the workers and
-        their bytes written just before the commit; if one cannot be composed at all, the
-        batch is rolled back and processed again composing each email in line, where only
-        the message that caused it fails.
+        A batch is first processed without savepoints and, when it is worth it, its emails
+        composed by the workers (their bytes written just before the commit). If a message
+        fails, the batch is rolled back and processed again with savepoints; if an email
+        cannot be composed at all, again composing each email in line: either way only the
+        message at fault fails, as above.
         """
         messages = list(messages)
         ahead = self.pool.worth_it(sum(item is not None for item in messages))
-        try:
-            return self._process(messages, stats, compose_ahead=ahead)
-        except ComposeFailed as exc:
-            log.warning("an email could not be composed (%s); processing the batch again, "
-                        "composing in the daemon", exc)  # fmt: skip
-            return self._process(messages, stats, compose_ahead=False)
+        savepoints = False
+        while True:  # at most three attempts: each failure below turns one thing off
+            try:
+                return self._process(messages, stats, compose_ahead=ahead, savepoints=savepoints)
+            except _MessageFailed as exc:  # raised only without savepoints
+                log.info("message %s failed; processing its batch again, each message on "
+                         "its own", exc)  # fmt: skip
+                savepoints = True
+            except ComposeFailed as exc:  # raised only when composing ahead
+                log.warning("an email could not be composed (%s); processing the batch "
+                            "again, composing in the daemon", exc)  # fmt: skip
+                ahead, savepoints = False, True
 
     def _process(
         self,
@@ -149,8 +158,13 @@ class Runner:
         stats: DrainStats,
         *,
         compose_ahead: bool,
+        savepoints: bool,
     ) -> int:
-        handled, done = 0, DrainStats()
+        """One attempt at a batch. Without `savepoints` a message that fails raises
+        _MessageFailed and the whole attempt is rolled back (a savepoint and its release
+        cost more than the rest of a reply's SQL, and failures are rare); the timeline entries
+        of the whole batch are then written in one statement too."""
+        handled, done, outcomes = 0, DrainStats(), []
         with session(self.engine) as s:
             with self._ctx_lock:
                 ctx, self._next_ctx = self._next_ctx or self.ctx, None
@@ -159,39 +173,44 @@ class Runner:
             self.ctx = ctx.refreshed(s)
             composer = ComposeAhead(self.pool, ctx.mailer.renderer) if compose_ahead else None
             s.info[COMPOSE_AHEAD] = composer
-            for item in messages:
-                if self.stop.is_set():
-                    break
-                handled += 1
-                if item is None:
-                    continue
-                message_db_id, prepared = item
-                mark = composer.mark() if composer else 0
-                try:
-                    with s.begin_nested():
-                        outcome = process_message(
-                            s, message_db_id, self.ctx, self.clock.now(), prepared
-                        )
-                except Exception as exc:  # one bad message must never stop the daemon
-                    if composer:
-                        composer.forget_since(mark)
-                    log.exception("message %s failed; kept for replay", message_db_id)
-                    mark_failed(s, message_db_id, f"{type(exc).__name__}: {exc}")
-                    done.failed += 1
-                    continue
-                done.processed += 1
-                if outcome.people_changed:  # route round them from the next message on
-                    self.ctx = self.ctx.refreshed(s)
-                log.info(
-                    "message %s: %s %s %s",
-                    outcome.message_db_id,
-                    outcome.classification,
-                    outcome.action,
-                    outcome.reference or "",
-                )
+            with timeline_batch(s) if not savepoints else nullcontext():
+                for item in messages:
+                    if self.stop.is_set():
+                        break
+                    handled += 1
+                    if item is None:
+                        continue
+                    message_db_id, prepared = item
+                    mark = composer.mark() if composer else 0
+                    try:
+                        with s.begin_nested() if savepoints else nullcontext():
+                            outcome = process_message(
+                                s, message_db_id, self.ctx, self.clock.now(), prepared
+                            )
+                    except Exception as exc:  # one bad message must never stop the daemon
+                        if not savepoints:
+                            raise _MessageFailed(message_db_id) from exc
+                        if composer:
+                            composer.forget_since(mark)
+                        log.exception("message %s failed; kept for replay", message_db_id)
+                        mark_failed(s, message_db_id, f"{type(exc).__name__}: {exc}")
+                        done.failed += 1
+                        continue
+                    done.processed += 1
+                    outcomes.append(outcome)
+                    if outcome.people_changed:  # route round them from the next message on
+                        self.ctx = self.ctx.refreshed(s)
             if composer:
                 composer.fill(s)
             s.commit()
+        for outcome in outcomes:
+            log.info(
+                "message %s: %s %s %s",
+                outcome.message_db_id,
+                outcome.classification,
+                outcome.action,
+                outcome.reference or "",
+            )
         stats.processed += done.processed
         stats.failed += done.failed
         if self.committed is not None and handled:
@@ -217,3 +236,7 @@ class Runner:
                 log.exception("ingest loop error; retrying in %.0f s", delay)
                 self.stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
+
+
+class _MessageFailed(Exception):
+    """A message failed in a batch processed without savepoints: the batch is done again."""
