@@ -122,6 +122,7 @@ def effective(s: Settings) -> dict[str, dict[str, Any]]:
             "poll_seconds": src.poll_seconds,
             "batch_size": src.batch_size,
             "batch_bytes": src.batch_bytes,
+            "workers": src.workers,  # "auto" shown as what it came to on this machine
             "auth": src.auth,
         },
         "database": {"url": redact_url(s.database_url)},
