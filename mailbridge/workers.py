@@ -44,6 +44,7 @@ class WorkerPool:
                 self.size,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_start,
+                initargs=(os.getpid(),),
             )
         return self._pool.submit(fn, *args)
 
@@ -69,17 +70,18 @@ class WorkerPool:
             self._pool = None
 
 
-def _worker_start() -> None:
+def _worker_start(daemon: int) -> None:
     """Ctrl-C and the service manager's SIGTERM reach the whole process group; the daemon
     finishes its message and shuts the pool down, so a worker ignores them. A daemon killed
     outright (SIGKILL, OOM) cannot shut it down, and the task queue never reports EOF (the
-    worker holds both ends), so the worker watches for its parent going and exits then."""
+    worker holds both ends), so the worker watches for its parent going and exits then.
+    The daemon's pid comes from the daemon: one killed while this worker was starting has
+    already made it someone else's child."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent = os.getppid()
 
     def _watch() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == daemon:
             time.sleep(PARENT_CHECK_SECONDS)
         os._exit(0)
 

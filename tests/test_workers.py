@@ -214,31 +214,37 @@ def test_an_email_no_one_can_compose_fails_only_its_message(
 
 
 ORPHAN = """
-import sys, time
+import os, signal, sys, time
 from mailbridge.ingest.parse_ahead import parse_ahead
 from mailbridge.workers import WorkerPool
 if __name__ == "__main__":
     pool = WorkerPool(1)
-    raws = [open(p, "rb").read() for p in sys.argv[1:]]
-    parse_ahead(pool, raws)[0].parsed()
+    raws = [open(p, "rb").read() for p in sys.argv[2:]]
+    prepared = parse_ahead(pool, raws)
+    if sys.argv[1] == "working":
+        prepared[0].parsed()
     print(*pool._pool._processes, flush=True)
+    if sys.argv[1] == "starting":  # killed before its worker has even started up
+        os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(60)
 """
 
 
-def test_a_worker_whose_daemon_is_killed_outright_exits(tmp_path: Path) -> None:
+@pytest.mark.parametrize("moment", ["working", "starting"])
+def test_a_worker_whose_daemon_is_killed_outright_exits(tmp_path: Path, moment: str) -> None:
     script = tmp_path / "daemon.py"
     script.write_text(ORPHAN, encoding="utf-8")
     paths = [str(item.path) for item in corpus_messages()[:MIN_BATCH]]
-    daemon = subprocess.Popen([sys.executable, str(script), *paths], stdout=subprocess.PIPE,
-                              text=True, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    daemon = subprocess.Popen([sys.executable, str(script), moment, *paths],
+                              stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1])  # fmt: skip
     try:
         workers = [int(pid) for pid in daemon.stdout.readline().split()]
         assert workers
     finally:
         daemon.kill()
         daemon.wait()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(alive(pid) for pid in workers):
         time.sleep(0.1)
     assert not any(alive(pid) for pid in workers)
