@@ -26,18 +26,19 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import update
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))  # bench_reports: the throwaway PostgreSQL database
+
+from bench_reports import fresh_postgres  # noqa: E402
 
 from mailbridge.config import load_settings  # noqa: E402
 from mailbridge.directory import load_directory  # noqa: E402
@@ -152,20 +153,6 @@ def run(url: str, rows: list[dict], settings) -> dict[str, str]:
         f" {sum(touched_stats.queued.values())} emails)",
         "peak RSS": f"{peak:.0f} MB",
     }
-
-
-def fresh_postgres(server: str) -> tuple[str, Callable[[], None]]:
-    name = f"mailbridge_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return make_url(server).set(database=name).render_as_string(hide_password=False), drop
 
 
 def main() -> None:

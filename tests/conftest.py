@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -132,3 +133,14 @@ def settings_env(db_url: str, source: str, **extra: str) -> dict[str, str]:
 
 def make_settings(db_url: str, source: str) -> Settings:
     return load_settings(None, settings_env(db_url, source))
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 20.0, why: Callable[[], str] | None = None
+) -> None:
+    """Poll until `predicate()` holds; AssertionError (saying `why()`) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(why() if why else "timed out")
+        time.sleep(0.05)

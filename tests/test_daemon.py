@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import MAILBOX
+from tests.conftest import MAILBOX, wait_for
 from tests.mail import make_email
 
 pytestmark = pytest.mark.slow
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.slow
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBRIDGE_")}
     return env | extra
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def test_with_no_settings_the_daemon_runs_on_sqlite_and_a_maildir_in_var_and_stops_on_sigterm(
@@ -47,7 +37,7 @@ def test_with_no_settings_the_daemon_runs_on_sqlite_and_a_maildir_in_var_and_sto
         text=True,
     )
     try:
-        _wait_for(lambda: any((tmp_path / "var" / "inbox" / "cur").glob("1.eml*")))
+        wait_for(lambda: any((tmp_path / "var" / "inbox" / "cur").glob("1.eml*")))
         listed = subprocess.run(
             [sys.executable, "-m", "mailbridge", "case", "list", "--format", "json"],
             cwd=tmp_path,

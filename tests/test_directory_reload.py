@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from mailbridge.config import ConfigError, load_settings
 from mailbridge.daemon import build_deps, build_runner, reload_directory
 from mailbridge.store.db import session
 from mailbridge.store.models import Case, Event, OfficerRecord, Outbox
-from tests.conftest import MAILBOX, TEST_DIRECTORY, deliver, settings_env
+from tests.conftest import MAILBOX, TEST_DIRECTORY, deliver, settings_env, wait_for
 from tests.mail import make_email
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -230,23 +229,17 @@ def test_sighup_to_a_running_daemon_reloads_the_directory(tmp_path, db_url):
         )  # fmt: skip
         return json.loads(listed.stdout)
 
-    def wait_for(predicate, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-
     with log.open("w") as err:
         daemon = subprocess.Popen([sys.executable, "-m", "mailbridge", "run"], env=env, stderr=err)
     try:
-        wait_for(lambda: "mailbridge started" in log.read_text())
+        wait_for(lambda: "mailbridge started" in log.read_text(), 30, log.read_text)
         (inbox / "new" / "1.eml").write_bytes(make_email(PATEL, [MAILBOX], "Litter", "Here."))
-        wait_for(lambda: len(case_list()) == 1)
+        wait_for(lambda: len(case_list()) == 1, 30, log.read_text)
         directory.write_text(LITTER_TO_HIGHWAYS, encoding="utf-8")
         daemon.send_signal(signal.SIGHUP)
-        wait_for(lambda: "directory reloaded" in log.read_text())
+        wait_for(lambda: "directory reloaded" in log.read_text(), 30, log.read_text)
         (inbox / "new" / "2.eml").write_bytes(make_email(PATEL, [MAILBOX], "Litter", "Again."))
-        wait_for(lambda: len(case_list()) == 2)
+        wait_for(lambda: len(case_list()) == 2, 30, log.read_text)
         first, second = case_list()
         assert (first["delivery_unit"], second["delivery_unit"]) == ("Street Scene", "Highways")
         assert (first["officer"], second["officer"]) == ("o-singh", "o-walsh")

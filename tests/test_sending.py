@@ -29,7 +29,7 @@ from mailbridge.outbound.senders import Delivery, FileSender, SmtpSender
 from mailbridge.outbound.sending import FlushStats, flush_outbox
 from mailbridge.store.db import make_engine, session
 from mailbridge.store.models import Event, Outbox
-from tests.conftest import settings_env
+from tests.conftest import settings_env, wait_for
 from tests.outgoing import OWN, POLICY, add_case, outgoing
 from tests.smtp_sink import SmtpSink
 
@@ -471,9 +471,9 @@ def test_the_daemon_sends_beside_the_ingest_loop_and_stops_on_sigterm(db_url, sm
         text=True,
     )
     try:
-        _wait_for(lambda: len(smtp_sink.messages) == 2)
+        wait_for(lambda: len(smtp_sink.messages) == 2)
         queue(engine, clock, outgoing([RESIDENT]), kind="relay")  # while it runs
-        _wait_for(lambda: len(smtp_sink.messages) == 3)
+        wait_for(lambda: len(smtp_sink.messages) == 3)
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=15) == 0
     finally:
@@ -482,12 +482,3 @@ def test_the_daemon_sends_beside_the_ingest_loop_and_stops_on_sigterm(db_url, sm
         engine.dispose()
     log = daemon.stderr.read()
     assert "outbox sender stopped" in log and "mailbridge stopped" in log
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")

@@ -30,7 +30,7 @@ from mailbridge.schedule.scheduler import AdvisoryLock, lead
 from mailbridge.schedule.sweep import sweep
 from mailbridge.store.db import make_engine, session
 from mailbridge.store.models import Case, Event, Outbox
-from tests.conftest import MAILBOX, TEST_DIRECTORY, deliver, settings_env
+from tests.conftest import MAILBOX, TEST_DIRECTORY, deliver, settings_env, wait_for
 from tests.mail import make_email
 
 PATEL, SINGH, EVANS = (
@@ -419,7 +419,7 @@ def test_a_leader_whose_database_connection_dies_stops_leading_and_leads_again(d
                               kwargs={"sweep_seconds": 1})  # fmt: skip
     leader.start()
     try:
-        _wait_for(lambda: terms == ["leading"])
+        wait_for(lambda: terms == ["leading"], 30)
         engine = make_engine(db_url)
         with engine.begin() as conn:  # the fault, at the edge: the server drops the connection
             conn.execute(text(
@@ -427,7 +427,7 @@ def test_a_leader_whose_database_connection_dies_stops_leading_and_leads_again(d
                 " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             ))  # fmt: skip
         engine.dispose()
-        _wait_for(lambda: len(terms) == 2)  # noticed, stopped, took the lock again
+        wait_for(lambda: len(terms) == 2, 30)  # noticed, stopped, took the lock again
     finally:
         stop.set()
         leader.join(15)
@@ -472,21 +472,21 @@ def test_two_daemons_on_one_database_and_mailbox_send_nothing_twice(
     try:
         for log in logs:
             start(log)
-        _wait_for(lambda: len(leading()) == 1)
+        wait_for(lambda: len(leading()) == 1, 30)
         [first] = leading()
         leader, follower = daemons[first], logs[1 - first]
-        _wait_for(lambda: "another mailbridge daemon leads" in follower.read_text())
-        _wait_for(lambda: outbox_sent() == 40)  # the leader's first sweep
+        wait_for(lambda: "another mailbridge daemon leads" in follower.read_text(), 30)
+        wait_for(lambda: outbox_sent() == 40, 30)  # the leader's first sweep
         deliver(maildir, "1.eml", make_email(PATEL, [MAILBOX], "Fly-tipping"), datetime.now(UTC))
-        _wait_for(lambda: outbox_sent() == 42)  # ack and forward
+        wait_for(lambda: outbox_sent() == 42, 30)  # ack and forward
         leader.kill()  # SIGKILL: no goodbye; its connection, and the lock, die with it
         leader.wait(10)
-        _wait_for(lambda: "leading" in follower.read_text())
+        wait_for(lambda: "leading" in follower.read_text(), 30)
         with session(engine) as s:  # every case touched: the new leader's clock looks again
             s.execute(update(Case).values(next_action_at=datetime.now(UTC)))
             s.commit()
         deliver(maildir, "2.eml", make_email(PATEL, [MAILBOX], "Graffiti"), datetime.now(UTC))
-        _wait_for(lambda: outbox_sent() == 44)
+        wait_for(lambda: outbox_sent() == 44, 30)
         time.sleep(2)  # two more sweeps and flushes: nothing more may go
         assert outbox_sent() == 44
         assert len(sent()) == 44 and max(sent().values()) == 1
@@ -498,12 +498,3 @@ def test_two_daemons_on_one_database_and_mailbox_send_nothing_twice(
         engine.dispose()
     assert "mailbridge stopped" in follower.read_text()
     assert len(leading()) == 2  # each led in turn
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")

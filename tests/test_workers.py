@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from mailbridge.ingest.parse_ahead import parse_ahead
 from mailbridge.store.db import session
 from mailbridge.store.models import Case, Event, Message, Outbox
 from mailbridge.workers import MIN_BATCH, WorkerPool
-from tests.conftest import MAILBOX, deliver, settings_env
+from tests.conftest import MAILBOX, deliver, settings_env, wait_for
 from tests.corpus import corpus_messages
 from tests.mail import make_email
 
@@ -244,10 +243,7 @@ def test_a_worker_whose_daemon_is_killed_outright_exits(tmp_path: Path, moment: 
     finally:
         daemon.kill()
         daemon.wait()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
-        time.sleep(0.1)
-    assert not any(alive(pid) for pid in workers)
+    wait_for(lambda: not any(alive(pid) for pid in workers), 15)
 
 
 def alive(pid: int) -> bool:

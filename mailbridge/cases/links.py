@@ -84,7 +84,7 @@ def flag_possible_duplicates(
         session.connection().execute(_INSERT_LINK, links)
     for match in matches:
         _flag(session, mailer, case, older[match.case_id], match, now)
-    _remember_opened(session, case, body)
+    _remember_opened(session, case, new)
     return matches
 
 
@@ -284,13 +284,12 @@ def _uncommitted(session: OrmSession) -> dict[int, _Older]:
     return session.info.setdefault(_UNCOMMITTED, {})
 
 
-def _remember_opened(session: Session, case: Case, body: str) -> None:
-    """The new case as _TEXTS will read it once its message is stored (without a Message-ID,
-    no body is joined); not when SQLite's substr() would stop at a NUL in the body."""
-    head = body[:TEXT_CHARS] if case.thread_message_id is not None else ""
-    if "\x00" not in head:
-        opened = enquiry(case.id, case.member, case.received_at, case.subject, head, ())
-        _uncommitted(session)[case.id] = _Older(opened, case.reference)
+def _remember_opened(session: Session, case: Case, new: Enquiry) -> None:
+    """The new case as _TEXTS will read it back: its subject and opening text (no text
+    without a Message-ID, on which _TEXTS joins its message), without the places it names."""
+    if case.thread_message_id is None:
+        new = enquiry(case.id, case.member, case.received_at, new.subject, "", ())
+    _uncommitted(session)[case.id] = _Older(replace(new, places=frozenset()), case.reference)
 
 
 @event.listens_for(OrmSession, "after_commit")

@@ -48,11 +48,7 @@ def record_event(session: Session, case_id: int, now: datetime, kind: str, **fie
 @contextmanager
 def timeline_batch(session: Session) -> Iterator[None]:
     """The timeline entries recorded inside are written in one statement at the end (a new
-    enquiry records about seven); none are written if the block raises. Inside another
-    timeline_batch it adds nothing: the outer one writes them all."""
-    if session.info.get(_HELD_EVENTS) is not None:
-        yield
-        return
+    enquiry records about seven); none are written if the block raises."""
     session.info[_HELD_EVENTS] = []
     try:
         yield

@@ -2,8 +2,8 @@
 
 1. persist_raw: the exact bytes of a whole batch are committed first, deduplicated on
    Message-ID (or the SHA-256 of the bytes when there is none). From here on nothing can be lost.
-2. process_message, one transaction per message: parse → classify → match to a case → open or
-   update the case, its participants and its timeline → mark the message processed.
+2. process_message, all or nothing for each message (runner.py): parse → classify → match to
+   a case → open or update the case, its participants and its timeline → mark it processed.
 3. The runner then acknowledges the batch upstream (IMAP move/flag, Maildir new/ → cur/).
 
 Crash windows: after 1 and before 3, the message is fetched again, found by its dedupe key and
@@ -41,7 +41,6 @@ from mailbridge.cases.service import (
     open_case,
     participant_addresses,
     record_event,
-    timeline_batch,
     touch_case,
 )
 from mailbridge.cases.split import open_parts
@@ -271,8 +270,7 @@ def process_message(
     raw = prepared.raw if prepared else row.raw
     inbound = Inbound(message_db_id, raw, row.received_at)
     read = prepared.parsed if prepared else partial(parse, raw)
-    with timeline_batch(session):  # the message's timeline entries: one INSERT
-        outcome = _process(session, inbound, ctx, now, read)
+    outcome = _process(session, inbound, ctx, now, read)
     conn.execute(
         _UPDATE_MESSAGE,
         {"row_id": message_db_id, "status": MESSAGE_PROCESSED, "processed_at": now, "error": None}

@@ -1,22 +1,23 @@
 """Drives a source through the pipeline: batches in, cases out, acknowledgements upstream.
 
 The runner owns the loop and its failure handling, never the rules: it commits each batch's
-raw bytes, processes every message as its own unit (a savepoint) and commits the batch,
+raw bytes, processes its messages so that each applies whole or not at all, commits the batch,
 acknowledges upstream only what is committed, and backs off when the server goes away.
 `stop` (set by SIGTERM) is checked between messages, so the message in hand is always finished.
-Parsing, which is pure, runs ahead in worker processes (parse_ahead.py) when there are any.
+Parsing and composing, which are pure, run in worker processes (mailbridge/workers.py) when
+there are any.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
-from contextlib import nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from mailbridge.cases.service import timeline_batch
 from mailbridge.clock import Clock
@@ -125,17 +126,16 @@ class Runner:
         """Process stored messages, each with its bytes and parse when in hand (None: nothing
         to do for that one); returns how many were handled.
 
-        Each message is its own unit, a SAVEPOINT: its case changes apply whole or not at all,
-        and a failure rolls back only that message, which is marked failed and kept for
-        replay while the next one goes on. The batch commits once at the end — a crash before
-        that leaves the batch "received", to be processed again, changing nothing twice.
-        `stop` is checked between messages, so the one in hand is always finished.
+        A message's case changes apply whole or not at all, and a failure costs only that
+        message, which is marked failed and kept for replay. The batch commits once at the
+        end — a crash before that leaves the batch "received", to be processed again,
+        changing nothing twice. `stop` is checked between messages, so the one in hand is
+        always finished.
 
         A batch is first processed without savepoints and, when it is worth it, its emails
         composed by the workers (their bytes written just before the commit). If a message
-        fails, the batch is rolled back and processed again with savepoints; if an email
-        cannot be composed at all, again composing each email in line: either way only the
-        message at fault fails, as above.
+        fails, the batch is rolled back and processed again, each message in a savepoint of
+        its own; if an email cannot be composed at all, again composing each email in line.
         """
         messages = list(messages)
         ahead = self.pool.worth_it(sum(item is not None for item in messages))
@@ -162,8 +162,8 @@ class Runner:
     ) -> int:
         """One attempt at a batch. Without `savepoints` a message that fails raises
         _MessageFailed and the whole attempt is rolled back (a savepoint and its release
-        cost more than the rest of a reply's SQL, and failures are rare); the timeline entries
-        of the whole batch are then written in one statement too."""
+        cost more than the rest of a reply's SQL, and failures are rare), and the timeline
+        entries of the whole batch are written in one statement; with them, each message's."""
         handled, done, outcomes = 0, DrainStats(), []
         with session(self.engine) as s:
             with self._ctx_lock:
@@ -171,9 +171,9 @@ class Runner:
             # One query per batch: absences and bounces recorded since (by another daemon,
             # or `mailbridge directory clear`) route new cases round or back to people.
             self.ctx = ctx.refreshed(s)
-            composer = ComposeAhead(self.pool, ctx.mailer.renderer) if compose_ahead else None
+            composer = ComposeAhead(self.pool, self.ctx.mailer.renderer) if compose_ahead else None
             s.info[COMPOSE_AHEAD] = composer
-            with timeline_batch(s) if not savepoints else nullcontext():
+            with nullcontext() if savepoints else timeline_batch(s):
                 for item in messages:
                     if self.stop.is_set():
                         break
@@ -183,7 +183,7 @@ class Runner:
                     message_db_id, prepared = item
                     mark = composer.mark() if composer else 0
                     try:
-                        with s.begin_nested() if savepoints else nullcontext():
+                        with _on_its_own(s) if savepoints else nullcontext():
                             outcome = process_message(
                                 s, message_db_id, self.ctx, self.clock.now(), prepared
                             )
@@ -236,6 +236,13 @@ class Runner:
                 log.exception("ingest loop error; retrying in %.0f s", delay)
                 self.stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
+
+
+@contextmanager
+def _on_its_own(s: Session) -> Iterator[None]:
+    """One message in a savepoint of its own, its timeline entries written with it."""
+    with s.begin_nested(), timeline_batch(s):
+        yield
 
 
 class _MessageFailed(Exception):

@@ -1,7 +1,8 @@
 """The outbox: automatic emails queued with the change that caused them, and what became of them.
 
-A service that "sends" an email calls `enqueue` inside its own transaction, so the case change
-and the email commit together or not at all. The dedupe key (`ack:ME-2026-00123`) is the
+A service that "sends" an email queues it inside its own transaction (`queue_email`, which
+Mailer.queue calls with a Draft's fields; `enqueue` for a message built whole), so the case
+change and the email commit together or not at all. The dedupe key (`ack:ME-2026-00123`) is the
 row's natural key: queueing the same email twice keeps the first row, its bytes and its
 Message-ID, and returns None.
 
@@ -67,7 +68,7 @@ _CLAIM_LOCK = 0x6D626F78
 
 @dataclass(frozen=True)
 class Queued:
-    """What enqueue wrote: enough to name the row, without building an Outbox object (the
+    """What queue_email wrote: enough to name the row, without building an Outbox object (the
     ORM's construction cost a third of a millisecond, on every email the daemon queues)."""
 
     id: int
