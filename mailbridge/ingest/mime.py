@@ -222,7 +222,6 @@ def walk(root: Message, defects: list[str]) -> MimeContent:
         if seen > PARTS_MAX:
             found.defects.append("too-many-parts")
             break
-        found.defects.extend(type(d).__name__ for d in part.defects)
         ctype = part.get_content_type()
         if ctype in _EMBEDDED_MESSAGES:
             _embedded_message(part, part is root, inner, stack, found)
@@ -245,6 +244,8 @@ def walk(root: Message, defects: list[str]) -> MimeContent:
                 stack.extend((c, inner) for c in reversed(children) if isinstance(c, Message))
         else:
             _leaf(part, ctype, inner, found)
+        # After the part is read: decoding its payload is what finds bad base64.
+        found.defects.extend(type(d).__name__ for d in part.defects)
     return found
 
 
