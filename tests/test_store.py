@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from mailbridge.cases.references import next_reference
+from mailbridge.cases.references import holding_references, next_reference
 from mailbridge.clock import FrozenClock
 from mailbridge.config import ReferenceFormat
 from mailbridge.store.cursors import DbCursorStore
@@ -20,12 +21,16 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 FMT = ReferenceFormat()
 
 
-def _open_cases(url: str, count: int, year: int) -> None:
+def _open_cases(url: str, count: int, year: int, per_transaction: int = 1) -> None:
+    """`count` cases, `per_transaction` at a time: in batches, as the daemon opens them, with
+    the numbers held back (holding_references)."""
     engine = make_engine(url)
-    for _ in range(count):
+    for _ in range(count // per_transaction):
         with session(engine) as s:
-            ref = next_reference(s, FMT, year)
-            s.add(Case(reference=ref, received_at=NOW, created_at=NOW, updated_at=NOW))
+            with holding_references(s) if per_transaction > 1 else nullcontext():
+                for _ in range(per_transaction):
+                    ref = next_reference(s, FMT, year)
+                    s.add(Case(reference=ref, received_at=NOW, created_at=NOW, updated_at=NOW))
             s.commit()
     engine.dispose()
 
@@ -42,6 +47,29 @@ def test_reference_prefix_and_width_are_configurable(engine):
         assert next_reference(s, ReferenceFormat(prefix="MPE", width=7), 2026) == "MPE-2026-0000001"
 
 
+def test_numbers_held_back_in_a_batch_carry_on_from_the_counter_and_end_in_it(engine):
+    with session(engine) as s:
+        next_reference(s, FMT, 2026)
+        with holding_references(s):
+            refs = [next_reference(s, FMT, 2026) for _ in range(3)]
+            refs.append(next_reference(s, FMT, 2027))
+        s.commit()
+        assert next_reference(s, FMT, 2026) == "ME-2026-00005"
+        assert next_reference(s, FMT, 2027) == "ME-2027-00002"
+    assert refs == ["ME-2026-00002", "ME-2026-00003", "ME-2026-00004", "ME-2027-00001"]
+
+
+def test_a_batch_that_fails_writes_none_of_its_held_numbers(engine):
+    with session(engine) as s:
+        next_reference(s, FMT, 2026)
+        s.commit()
+        with pytest.raises(RuntimeError), s.begin_nested(), holding_references(s):
+            next_reference(s, FMT, 2026)
+            next_reference(s, FMT, 2026)
+            raise RuntimeError("a message failed")
+        assert next_reference(s, FMT, 2026) == "ME-2026-00002"
+
+
 def test_a_rolled_back_case_gives_its_number_back(engine):
     with session(engine) as s:
         next_reference(s, FMT, 2026)
@@ -50,9 +78,12 @@ def test_a_rolled_back_case_gives_its_number_back(engine):
 
 
 @pytest.mark.slow
-def test_two_processes_opening_cases_at_once_never_share_a_reference(db_url):
+@pytest.mark.parametrize("per_transaction", [1, 5], ids=["one-by-one", "in-batches"])
+def test_two_processes_opening_cases_at_once_never_share_a_reference(db_url, per_transaction):
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_open_cases, args=(db_url, 60, 2026)) for _ in range(2)]
+    workers = [
+        ctx.Process(target=_open_cases, args=(db_url, 60, 2026, per_transaction)) for _ in range(2)
+    ]
     for w in workers:
         w.start()
     for w in workers:

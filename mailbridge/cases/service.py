@@ -213,6 +213,12 @@ def add_participants(
     )
 
 
+def stakeholders_among(people: list[NewParticipant]) -> list[str]:
+    """The stakeholders add_participants writes of `people` for a case that had none, as
+    notices.case_stakeholders would read them back: each address once, in order."""
+    return list(dict.fromkeys(p.address.lower() for p in people if p.role == "stakeholder"))
+
+
 def participant_addresses(session: Session, case_id: int) -> set[str]:
     rows = session.exec(select(Participant.address).where(Participant.case_id == case_id))
     return set(rows.all())

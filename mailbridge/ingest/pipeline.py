@@ -1,14 +1,17 @@
 """What happens to an inbound email, start to finish (DESIGN §3).
 
-1. persist_raw: the exact bytes of a whole batch are committed first, deduplicated on
-   Message-ID (or the SHA-256 of the bytes when there is none). From here on nothing can be lost.
+1. persist_raw: the exact bytes of a whole batch are inserted first, in one statement,
+   deduplicated on Message-ID (or the SHA-256 of the bytes when there is none).
 2. process_message, all or nothing for each message (runner.py): parse → classify → match to
    a case → open or update the case, its participants and its timeline → mark it processed.
+   1 and 2 commit together: one transaction per batch.
 3. The runner then acknowledges the batch upstream (IMAP move/flag, Maildir new/ → cur/).
 
-Crash windows: after 1 and before 3, the message is fetched again, found by its dedupe key and
-processed only if its row is still "received". A failure inside 2 rolls the case change back and
-leaves the row "failed" with its error, for the team to replay; the daemon carries on.
+Crash windows: before the commit nothing is stored and nothing acknowledged, so the batch is
+fetched again; after it and before 3, a message is fetched again, found by its dedupe key and
+processed only if its row is still "received". A failure inside 2 rolls back that message's
+case change only and leaves its row "failed" with its error, for the team to replay; the
+daemon carries on.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from mailbridge.cases.service import (
     open_case,
     participant_addresses,
     record_event,
+    stakeholders_among,
     touch_case,
 )
 from mailbridge.cases.split import open_parts
@@ -62,7 +66,6 @@ from mailbridge.ingest.sources.base import Fetched
 from mailbridge.outbound.compose import thread_under
 from mailbridge.outbound.notices import (
     Mailer,
-    case_stakeholders,
     queue_ack,
     queue_forward,
     queue_status,
@@ -131,10 +134,12 @@ class PipelineContext:
 
 @dataclass(frozen=True)
 class Stored:
-    fetched: Fetched
     message_db_id: int
     needs_processing: bool  # False: its message is processed, or comes earlier in this batch
     duplicate: bool = False  # the same Message-ID (or bytes) was stored before
+    # Set when this transaction stored the row: it is "received", no other transaction sees it
+    # yet, and this is its received_at, so processing need read nothing back.
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -177,38 +182,42 @@ def dedupe_key(raw: bytes) -> tuple[str, str]:
 
 
 def persist_raw(session: Session, batch: list[Fetched], now: datetime) -> list[Stored]:
-    """Insert the batch's raw bytes (the caller commits); duplicates map to the stored row."""
-    stored = []
+    """Insert the batch's raw bytes (the caller commits), one Stored per item, in order; a
+    duplicate maps to the row stored before, in an earlier batch or earlier in this one."""
+    keyed = [(item, *dedupe_key(item.raw)) for item in batch]
+    rows = [
+        {
+            "direction": "in",
+            "dedupe_key": key,
+            "sha256": sha,
+            "size": len(item.raw),
+            "raw": item.raw,
+            "source": item.source,
+            "source_key": item.key,
+            "uidvalidity": item.uidvalidity,
+            "uid": item.uid,
+            "fetched_at": now,
+            "received_at": item.internal_date or now,
+            "status": MESSAGE_RECEIVED,
+            "attempts": 0,
+            "held": False,
+            "to": [],
+            "cc": [],
+            "headers": {},
+            "attachments": [],
+            "defects": [],
+        }
+        for item, key, sha in keyed
+    ]
     conn = session.connection()
-    insert_raw = insert_ignoring(session, _MESSAGE, "dedupe_key", returning="id")
-    for item in batch:
-        key, sha = dedupe_key(item.raw)
-        new_id = conn.execute(
-            insert_raw,
-            {
-                "direction": "in",
-                "dedupe_key": key,
-                "sha256": sha,
-                "size": len(item.raw),
-                "raw": item.raw,
-                "source": item.source,
-                "source_key": item.key,
-                "uidvalidity": item.uidvalidity,
-                "uid": item.uid,
-                "fetched_at": now,
-                "received_at": item.internal_date or now,
-                "status": MESSAGE_RECEIVED,
-                "attempts": 0,
-                "held": False,
-                "to": [],
-                "cc": [],
-                "headers": {},
-                "attachments": [],
-                "defects": [],
-            },
-        ).scalar_one_or_none()
+    insert_raw = insert_ignoring(session, _MESSAGE, "dedupe_key", returning=("id", "dedupe_key"))
+    # One statement for the batch: only the rows it inserted come back, with their keys.
+    inserted = {key: row_id for row_id, key in conn.execute(insert_raw, rows)} if rows else {}
+    stored = []
+    for (item, key, sha), row in zip(keyed, rows, strict=True):
+        new_id = inserted.pop(key, None)  # popped: the key's next item is its duplicate
         if new_id is not None:
-            stored.append(Stored(item, new_id, True))
+            stored.append(Stored(new_id, True, received_at=row["received_at"]))
             continue
         existing_id, status, existing_sha = conn.execute(_BY_DEDUPE_KEY, {"key": key}).one()
         log.info("duplicate of message %s (%s) from %s %s", existing_id, key, item.source, item.key)
@@ -227,7 +236,7 @@ def persist_raw(session: Session, batch: list[Fetched], now: datetime) -> list[S
             )
         in_this_batch = any(earlier.message_db_id == existing_id for earlier in stored)
         needs = status == MESSAGE_RECEIVED and not in_this_batch
-        stored.append(Stored(item, existing_id, needs, duplicate=True))
+        stored.append(Stored(existing_id, needs, duplicate=True))
     return stored
 
 
@@ -256,22 +265,27 @@ def process_message(
     ctx: PipelineContext,
     now: datetime,
     prepared: Prepared | None = None,
+    received_at: datetime | None = None,
 ) -> Outcome:
     """Parse, classify, match and record one stored message (the caller commits).
 
     `prepared`: its bytes, already in hand, and its parse, perhaps already under way (the
-    runner's parse_ahead); without it the bytes are read back and parsed here.
+    runner's parse_ahead); without it the bytes are read back and parsed here. `received_at`:
+    given when this transaction stored the row (Stored.received_at), with `prepared`, so
+    that nothing is read back.
     """
-    conn = session.connection()
-    query = _MESSAGE_STATE if prepared else _MESSAGE_TO_PROCESS
-    row = conn.execute(query, {"row_id": message_db_id}).one_or_none()
-    if row is None or row.status == MESSAGE_PROCESSED:
-        return Outcome(message_db_id, row.classification if row else "", "skipped")
-    raw = prepared.raw if prepared else row.raw
-    inbound = Inbound(message_db_id, raw, row.received_at)
+    if prepared and received_at:
+        raw = prepared.raw
+    else:
+        query = _MESSAGE_STATE if prepared else _MESSAGE_TO_PROCESS
+        row = session.connection().execute(query, {"row_id": message_db_id}).one_or_none()
+        if row is None or row.status == MESSAGE_PROCESSED:
+            return Outcome(message_db_id, row.classification if row else "", "skipped")
+        raw, received_at = (prepared.raw if prepared else row.raw), row.received_at
+    inbound = Inbound(message_db_id, raw, received_at)
     read = prepared.parsed if prepared else partial(parse, raw)
     outcome = _process(session, inbound, ctx, now, read)
-    conn.execute(
+    session.connection().execute(
         _UPDATE_MESSAGE,
         {"row_id": message_db_id, "status": MESSAGE_PROCESSED, "processed_at": now, "error": None}
         | inbound.changes,
@@ -481,7 +495,8 @@ def _open(
     parts = open_parts(session, ctx, case, *plan, now, original=original) if plan else []
     if member is not None:  # never to a non-member, a bounce or an auto-reply: no mail loops
         thread = thread_under(parsed.message_id, parsed.references)
-        copied = case_stakeholders(session, case)  # one look-up for both emails
+        # Opening its parts adds no one to this case: its stakeholders are those just added.
+        copied = stakeholders_among(people)
         queue_ack(session, ctx.mailer, case, now, thread=thread, parts=parts, stakeholders=copied)
         # The officer the member wrote to already has the email; anyone else gets it.
         if route.rule != "cc-officer" and not parts:

@@ -1,7 +1,7 @@
 """Drives a source through the pipeline: batches in, cases out, acknowledgements upstream.
 
-The runner owns the loop and its failure handling, never the rules: it commits each batch's
-raw bytes, processes its messages so that each applies whole or not at all, commits the batch,
+The runner owns the loop and its failure handling, never the rules: it stores each batch's
+raw bytes and processes its messages, each applying whole or not at all, in one transaction,
 acknowledges upstream only what is committed, and backs off when the server goes away.
 `stop` (set by SIGTERM) is checked between messages, so the message in hand is always finished.
 Parsing and composing, which are pure, run in worker processes (mailbridge/workers.py) when
@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from mailbridge.cases.references import holding_references
 from mailbridge.cases.service import timeline_batch
 from mailbridge.clock import Clock
 from mailbridge.ingest.parse_ahead import Prepared, parse_ahead
 from mailbridge.ingest.pipeline import (
     PipelineContext,
+    Stored,
     mark_failed,
     persist_raw,
     process_message,
 )
-from mailbridge.ingest.sources.base import Source, SourceUnavailable
+from mailbridge.ingest.sources.base import Fetched, Source, SourceUnavailable
 from mailbridge.outbound.compose_ahead import SESSION_KEY as COMPOSE_AHEAD
 from mailbridge.outbound.compose_ahead import ComposeAhead, ComposeFailed
 from mailbridge.store.db import session
@@ -37,6 +40,7 @@ from mailbridge.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
+Work = tuple[Stored, Prepared | None]  # a stored message, and its bytes and parse if in hand
 MAX_ATTEMPTS = 3  # a message that failed this often waits for `mailbridge message replay`
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
 
@@ -96,7 +100,8 @@ class Runner:
                 .order_by(Message.id)
             ).all()
             s.rollback()
-        self.process([(message_db_id, None) for message_db_id in ids], stats)
+        self.process(lambda _s: [(Stored(message_db_id, True), None) for message_db_id in ids],
+                     stats)  # fmt: skip
         return stats
 
     def drain(self, stats: DrainStats | None = None) -> DrainStats:
@@ -104,31 +109,24 @@ class Runner:
         stats = stats or DrainStats()
         for batch in self.source.fetch_batches():
             stats.fetched += len(batch)
-            with session(self.engine) as s:
-                stored = persist_raw(s, batch, self.clock.now())
-                s.commit()
-            stats.duplicates += sum(item.duplicate for item in stored)
-            new = [item for item in stored if item.needs_processing]
-            parses = iter(parse_ahead(self.pool, [item.fetched.raw for item in new]))
-            todo = [
-                (item.message_db_id, next(parses)) if item.needs_processing else None
-                for item in stored
-            ]
-            done = self.process(todo, stats)
-            self.source.acknowledge([item.fetched for item in stored[:done]])
+            # Parsed by the workers while the batch is stored; a duplicate's parse is wasted.
+            prepared = parse_ahead(self.pool, [item.raw for item in batch])
+            done = self.process(partial(self._store, batch, prepared), stats)
+            self.source.acknowledge(batch[:done])
             if self.stop.is_set():
                 break
         return stats
 
-    def process(
-        self, messages: Iterable[tuple[int, Prepared | None] | None], stats: DrainStats
-    ) -> int:
-        """Process stored messages, each with its bytes and parse when in hand (None: nothing
-        to do for that one); returns how many were handled.
+    def _store(self, batch: list[Fetched], prepared: list[Prepared], s: Session) -> list[Work]:
+        return list(zip(persist_raw(s, batch, self.clock.now()), prepared, strict=True))
+
+    def process(self, load: Callable[[Session], list[Work]], stats: DrainStats) -> int:
+        """Process a batch, which `load` stores or reads in the batch's transaction: each
+        message with its bytes and parse when in hand. Returns how many were handled.
 
         A message's case changes apply whole or not at all, and a failure costs only that
         message, which is marked failed and kept for replay. The batch commits once at the
-        end — a crash before that leaves the batch "received", to be processed again,
+        end — a crash before that leaves the batch to be fetched (or replayed) again,
         changing nothing twice. `stop` is checked between messages, so the one in hand is
         always finished.
 
@@ -137,12 +135,12 @@ class Runner:
         fails, the batch is rolled back and processed again, each message in a savepoint of
         its own; if an email cannot be composed at all, again composing each email in line.
         """
-        messages = list(messages)
-        ahead = self.pool.worth_it(sum(item is not None for item in messages))
-        savepoints = False
+        compose_inline, savepoints = False, False
         while True:  # at most three attempts: each failure below turns one thing off
             try:
-                return self._process(messages, stats, compose_ahead=ahead, savepoints=savepoints)
+                return self._process(
+                    load, stats, compose_inline=compose_inline, savepoints=savepoints
+                )
             except _MessageFailed as exc:  # raised only without savepoints
                 log.info("message %s failed; processing its batch again, each message on "
                          "its own", exc)  # fmt: skip
@@ -150,43 +148,50 @@ class Runner:
             except ComposeFailed as exc:  # raised only when composing ahead
                 log.warning("an email could not be composed (%s); processing the batch "
                             "again, composing in the daemon", exc)  # fmt: skip
-                ahead, savepoints = False, True
+                compose_inline, savepoints = True, True
 
     def _process(
         self,
-        messages: list[tuple[int, Prepared | None] | None],
+        load: Callable[[Session], list[Work]],
         stats: DrainStats,
         *,
-        compose_ahead: bool,
+        compose_inline: bool,
         savepoints: bool,
     ) -> int:
         """One attempt at a batch. Without `savepoints` a message that fails raises
         _MessageFailed and the whole attempt is rolled back (a savepoint and its release
-        cost more than the rest of a reply's SQL, and failures are rare), and the timeline
-        entries of the whole batch are written in one statement; with them, each message's."""
+        cost more than the rest of a reply's SQL, and failures are rare), and the whole
+        batch's timeline entries and reference numbers are held back to its end; with them,
+        each message's to the end of its savepoint."""
         handled, done, outcomes = 0, DrainStats(), []
         with session(self.engine) as s:
+            work = load(s)
+            done.duplicates = sum(stored.duplicate for stored, _ in work)
             with self._ctx_lock:
                 ctx, self._next_ctx = self._next_ctx or self.ctx, None
             # One query per batch: absences and bounces recorded since (by another daemon,
             # or `mailbridge directory clear`) route new cases round or back to people.
             self.ctx = ctx.refreshed(s)
-            composer = ComposeAhead(self.pool, self.ctx.mailer.renderer) if compose_ahead else None
+            ahead = not compose_inline and self.pool.worth_it(
+                sum(stored.needs_processing for stored, _ in work)
+            )
+            composer = ComposeAhead(self.pool, self.ctx.mailer.renderer) if ahead else None
             s.info[COMPOSE_AHEAD] = composer
-            with nullcontext() if savepoints else timeline_batch(s):
-                for item in messages:
+            with nullcontext() if savepoints else _held_back(s):
+                for stored, prepared in work:
                     if self.stop.is_set():
                         break
                     handled += 1
-                    if item is None:
+                    if not stored.needs_processing:
                         continue
-                    message_db_id, prepared = item
+                    message_db_id = stored.message_db_id
                     mark = composer.mark() if composer else 0
                     try:
                         with _on_its_own(s) if savepoints else nullcontext():
                             outcome = process_message(
-                                s, message_db_id, self.ctx, self.clock.now(), prepared
-                            )
+                                s, message_db_id, self.ctx, self.clock.now(), prepared,
+                                stored.received_at,
+                            )  # fmt: skip
                     except Exception as exc:  # one bad message must never stop the daemon
                         if not savepoints:
                             raise _MessageFailed(message_db_id) from exc
@@ -213,6 +218,7 @@ class Runner:
             )
         stats.processed += done.processed
         stats.failed += done.failed
+        stats.duplicates += done.duplicates
         if self.committed is not None and handled:
             self.committed.set()
         return handled
@@ -239,9 +245,17 @@ class Runner:
 
 
 @contextmanager
+def _held_back(s: Session) -> Iterator[None]:
+    """Timeline entries written in one statement at the end, and reference numbers counted
+    in memory (cases.references), for a batch or for one message in its savepoint."""
+    with timeline_batch(s), holding_references(s):
+        yield
+
+
+@contextmanager
 def _on_its_own(s: Session) -> Iterator[None]:
-    """One message in a savepoint of its own, its timeline entries written with it."""
-    with s.begin_nested(), timeline_batch(s):
+    """One message in a savepoint of its own, its writes held back within it."""
+    with s.begin_nested(), _held_back(s):
         yield
 
 

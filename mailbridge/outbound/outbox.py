@@ -154,7 +154,7 @@ def queue_email(
         "next_attempt_at": now,
         "created_at": now,
     }
-    stmt = insert_ignoring(session, Outbox.__table__, "dedupe_key", returning="id")
+    stmt = insert_ignoring(session, Outbox.__table__, "dedupe_key", returning=("id",))
     new_id = session.connection().execute(stmt, values).scalar_one_or_none()
     if new_id is None:
         return None

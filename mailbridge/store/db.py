@@ -66,7 +66,9 @@ def insert(engine_or_session, table):
     return dialect.insert(table)
 
 
-def insert_ignoring(session: Session, table: Table, *unique: str, returning: str = "") -> Insert:
+def insert_ignoring(
+    session: Session, table: Table, *unique: str, returning: tuple[str, ...] = ()
+) -> Insert:
     """INSERT … ON CONFLICT (unique) DO NOTHING for this session's dialect, built once.
 
     Hot paths execute prebuilt statements with parameters: building a statement costs
@@ -76,10 +78,12 @@ def insert_ignoring(session: Session, table: Table, *unique: str, returning: str
 
 
 @cache
-def _insert_ignoring(dialect: str, table: Table, unique: tuple[str, ...], returning: str) -> Insert:
+def _insert_ignoring(
+    dialect: str, table: Table, unique: tuple[str, ...], returning: tuple[str, ...]
+) -> Insert:
     module = postgresql if dialect == "postgresql" else sqlite
     stmt = module.insert(table).on_conflict_do_nothing(index_elements=list(unique))
-    return stmt.returning(table.c[returning]) if returning else stmt
+    return stmt.returning(*(table.c[name] for name in returning)) if returning else stmt
 
 
 def alembic_config(url: str) -> Config:
