@@ -1,9 +1,10 @@
 """Our emails' quick composing and serialising means exactly what the email package's would.
 
 compose() encodes its text parts with binascii's quoted-printable encoder, chooses multipart
-boundaries itself, and gives its messages a compat32 policy that writes one-line headers
-directly; wire_bytes() converts body line ends in one pass. Each is held here to the stock
-behaviour: the same header bytes, the same decoded text, the same wire bytes from one tree.
+boundaries itself, and gives its messages a compat32 policy that writes plainly folded headers
+directly; wire_bytes() writes the trees compose builds itself and converts body line ends in
+one pass. Each is held here to the stock behaviour: the same header bytes, the same decoded
+text, the same wire bytes from one tree.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ def composed(
 OURS = composed().policy  # the policy compose gives its messages
 
 
-# ----- one-line headers -----------------------------------------------------------------------
+# ----- plainly folded headers ------------------------------------------------------------------
 
-NAMES = ("To", "Subject", "References", "X-Auto-Response-Suppress")
+NAMES = ("To", "Subject", "References", "X-Auto-Response-Suppress", "Content-Type")
 TRICKY = [
     "",
     "All",
@@ -120,6 +121,13 @@ def header_values() -> list[object]:
         values.append(
             "".join(rng.choice(alphabet) if rng.random() < 0.3 else "x" for _ in range(size))
         )
+    for head in range(40, 80, 3):  # one space, after a ";": folded there when it does not fit
+        for tail in (1, 20, 40, 80, 120):
+            split = "h" * (head - 1) + "; " + "t" * tail
+            values += [split, split + " ", split + " x", split.replace(";", ","), split + ";"]
+            values += [split.replace("; ", ";  "), split.replace("; ", ";\t"), " " + split]
+    for subtype in ("alternative", "mixed", "related"):
+        values.append(f'multipart/{subtype}; boundary="===============1234567890123456789=="')
     values += [Header("plain"), Header("café", "utf-8"), Header("x " * 60), Header("日本", "utf-8")]
     return values
 
@@ -183,6 +191,9 @@ def stock_examples() -> list[Message]:
     legacy = Message()
     legacy["Subject"] = "mixed line ends"
     legacy.set_payload("one\r\ntwo\rthree\nfour\r\n")
+    crlf = Message()
+    crlf["Subject"] = "CRLF line ends"
+    crlf.set_payload("one\r\ntwo\r\n\r\nthree")
     return [
         composed(),
         composed("no newline at the end"),
@@ -198,10 +209,19 @@ def stock_examples() -> list[Message]:
             ),
             original=ENQUIRY,
         ),
+        composed(
+            "Relayed.\n",
+            attachments=(
+                Attachment("forwarded.eml", "message/rfc822", b"Subject: x\r\n\r\nHi.\r\n" * 9),
+                Attachment("signed", "multipart/signed", b"--b\r\n\r\nsigned\r\n--b--\r\n"),
+                Attachment("odd", "x-odd/thing", b"one\r\ntwo\n"),
+            ),
+        ),
         composed(subject="Café on the High Street – noise", from_name="Équipe Members"),
         composed(subject="A very long subject line " * 6),
         outgoing,
         legacy,
+        crlf,
     ]
 
 
@@ -211,6 +231,18 @@ def test_wire_bytes_are_what_the_stock_generator_writes_from_the_same_message():
         assert ours == msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
         if msg.policy is OURS:
             assert ours == msg.as_bytes(policy=STOCK_WIRE)
+
+
+def test_what_compose_builds_is_written_without_the_generator_bar_a_parsed_original():
+    relayed = (Attachment("letter.pdf", "application/pdf", b"%PDF-1.4\n"),)
+    for msg in (
+        composed(),
+        composed(html="<p>Thank you.</p>\n", thread=LONG_THREAD),
+        composed("Forwarded.\n", original=ENQUIRY),
+        composed("Relayed.\n", html="<p>Relayed.</p>", attachments=relayed, original=ENQUIRY),
+    ):
+        assert compose_module._write_composed(msg, [])
+    assert not compose_module._write_composed(composed(original=EIGHT_BIT), [])
 
 
 def test_multipart_boundaries_are_in_the_email_packages_style():
