@@ -30,7 +30,7 @@ from mailbridge.cases.service import (
     NewParticipant,
     add_participants,
     record_event,
-    write_held_events,
+    write_held_inserts,
 )
 from mailbridge.directory import Directory, Officer
 from mailbridge.outbound.notices import Mailer, queue_forward
@@ -177,7 +177,7 @@ def _tell_new_officer(
     original = _original(session, case)
     if original is None:  # imported history: no email to forward
         return
-    write_held_events(session)
+    write_held_inserts(session)
     events = session.exec(
         select(Event).where(Event.case_id == case.id).order_by(Event.at, Event.id)
     ).all()

@@ -39,6 +39,7 @@ from mailbridge.cases.service import (
     SYSTEM,
     NewParticipant,
     add_participants,
+    insert_or_hold,
     participant_addresses,
     record_event,
 )
@@ -75,13 +76,13 @@ def flag_possible_duplicates(
         )
     older = _candidates(session, new)
     matches = possible_duplicates(new, [o.enquiry for o in older.values()])
-    if matches:  # a case just opened has no links yet: all of them in one statement
+    if matches:  # a case just opened has no links yet: no look-up, and written with the batch's
         links = [
             {"case_id": case.id, "other_case_id": m.case_id, "kind": DUPLICATE, "score": m.score,
              "reason": m.reason, "actor": SYSTEM, "created_at": now}
             for m in matches
         ]  # fmt: skip
-        session.connection().execute(_INSERT_LINK, links)
+        insert_or_hold(session, _INSERT_LINK, links)
     for match in matches:
         _flag(session, mailer, case, older[match.case_id], match, now)
     _remember_opened(session, case, new)

@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from pydantic.fields import FieldInfo
-from sqlalchemy import bindparam, inspect, update
+from sqlalchemy import Insert, bindparam, inspect, update
 from sqlalchemy.orm import ClassManager, configure_mappers
 from sqlmodel import Session, SQLModel, select
 
@@ -31,44 +31,51 @@ SYSTEM = "mailbridge"
 _INSERT_EVENT = Event.__table__.insert()
 _INSERT_CASE = Case.__table__.insert().returning(Case.__table__.c.id)
 _UPDATE_CASE = update(Case.__table__).where(Case.__table__.c.id == bindparam("case_row"))
-_HELD_EVENTS = "mailbridge.held_events"  # session.info key, set by timeline_batch
+_HELD = "mailbridge.held_inserts"  # session.info key, set by holding_inserts
 
 
 def record_event(session: Session, case_id: int, now: datetime, kind: str, **fields: Any) -> None:
-    """Add one entry to a case's timeline (fields: see event_values); inside a timeline_batch
+    """Add one entry to a case's timeline (fields: see event_values); inside holding_inserts
     it is held back and written with the others."""
-    row = event_values(case_id, now, kind, **fields)
-    held = session.info.get(_HELD_EVENTS)
+    insert_or_hold(session, _INSERT_EVENT, [event_values(case_id, now, kind, **fields)])
+
+
+def insert_or_hold(session: Session, statement: Insert, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` now or, inside holding_inserts, at its end with the others of the same
+    statement. Only for rows nothing reads before then but through write_held_inserts."""
+    held: dict[Insert, list[dict[str, Any]]] | None = session.info.get(_HELD)
     if held is None:
-        session.connection().execute(_INSERT_EVENT, row)
+        session.connection().execute(statement, rows)
     else:
-        held.append(row)
+        held.setdefault(statement, []).extend(rows)
 
 
 @contextmanager
-def timeline_batch(session: Session) -> Iterator[None]:
-    """The timeline entries recorded inside are written in one statement at the end (a new
-    enquiry records about seven); none are written if the block raises."""
-    session.info[_HELD_EVENTS] = []
+def holding_inserts(session: Session) -> Iterator[None]:
+    """The timeline entries and duplicate links recorded inside are written at the end, one
+    statement each (a new enquiry records about seven entries); none if the block raises."""
+    session.info[_HELD] = {}
     try:
         yield
-        write_held_events(session)
+        write_held_inserts(session)
     finally:
-        session.info.pop(_HELD_EVENTS, None)
+        session.info.pop(_HELD, None)
 
 
-def write_held_events(session: Session) -> None:
-    """Write the entries a timeline_batch holds back now: before reading a timeline in one."""
-    held = session.info.get(_HELD_EVENTS)
+def write_held_inserts(session: Session) -> None:
+    """Write what holding_inserts holds back now: before reading a timeline in one."""
+    held: dict[Insert, list[dict[str, Any]]] | None = session.info.get(_HELD)
+    for statement, rows in (held or {}).items():
+        if rows:
+            session.connection().execute(statement, rows)
     if held:
-        record_events(session, held)
         held.clear()
 
 
 def record_events(session: Session, entries: list[dict[str, Any]]) -> None:
-    """Add many timeline entries (event_values) in one statement: the clock's sweep does."""
+    """Add many timeline entries (event_values) at once: the clock's sweep does."""
     if entries:
-        session.connection().execute(_INSERT_EVENT, entries)
+        insert_or_hold(session, _INSERT_EVENT, entries)
 
 
 def event_values(

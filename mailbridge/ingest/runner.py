@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from mailbridge.cases.references import holding_references
-from mailbridge.cases.service import timeline_batch
+from mailbridge.cases.service import holding_inserts
 from mailbridge.clock import Clock
 from mailbridge.ingest.parse_ahead import Prepared, parse_ahead
 from mailbridge.ingest.pipeline import (
@@ -161,8 +161,8 @@ class Runner:
         """One attempt at a batch. Without `savepoints` a message that fails raises
         _MessageFailed and the whole attempt is rolled back (a savepoint and its release
         cost more than the rest of a reply's SQL, and failures are rare), and the whole
-        batch's timeline entries and reference numbers are held back to its end; with them,
-        each message's to the end of its savepoint."""
+        batch's timeline entries, duplicate links and reference numbers are held back to its
+        end; with them, each message's to the end of its savepoint."""
         handled, done, outcomes = 0, DrainStats(), []
         with session(self.engine) as s:
             work = load(s)
@@ -246,9 +246,9 @@ class Runner:
 
 @contextmanager
 def _held_back(s: Session) -> Iterator[None]:
-    """Timeline entries written in one statement at the end, and reference numbers counted
-    in memory (cases.references), for a batch or for one message in its savepoint."""
-    with timeline_batch(s), holding_references(s):
+    """Timeline entries and duplicate links written at the end, one statement each, and
+    reference numbers counted in memory, for a batch or for one message in its savepoint."""
+    with holding_inserts(s), holding_references(s):
         yield
 
 
