@@ -76,7 +76,7 @@ def flag_possible_duplicates(
         )
     older = _candidates(session, new)
     matches = possible_duplicates(new, [o.enquiry for o in older.values()])
-    if matches:  # a case just opened has no links yet: no look-up, and written with the batch's
+    if matches:  # a case just opened has no links yet: nothing to check before adding them
         links = [
             {"case_id": case.id, "other_case_id": m.case_id, "kind": DUPLICATE, "score": m.score,
              "reason": m.reason, "actor": SYSTEM, "created_at": now}

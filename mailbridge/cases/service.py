@@ -65,10 +65,9 @@ def holding_inserts(session: Session) -> Iterator[None]:
 def write_held_inserts(session: Session) -> None:
     """Write what holding_inserts holds back now: before reading a timeline in one."""
     held: dict[Insert, list[dict[str, Any]]] | None = session.info.get(_HELD)
-    for statement, rows in (held or {}).items():
-        if rows:
-            session.connection().execute(statement, rows)
     if held:
+        for statement, rows in held.items():
+            session.connection().execute(statement, rows)
         held.clear()
 
 

@@ -105,7 +105,7 @@ _BARE_MSGID = re.compile(r"[^<>\s()\"]+@[^<>\s()\"]+")
 def parse(raw: bytes) -> ParsedMessage:
     """Read one message; raise ParseFailed only when the bytes are not an email at all."""
     data, defects = _trim(raw)
-    msg = _read_message(data, defects)
+    msg = _read_message(data)
     names = {str(name).strip().lower() for name in msg}
     if not names & _RECOGNISABLE:
         raise ParseFailed("no recognisable header")
@@ -156,17 +156,14 @@ class _MessageOnly(mailparser.MailParser):
         return self
 
 
-def _read_message(data: bytes, defects: list[str]) -> Message:
+def _read_message(data: bytes) -> Message:
     """The bytes as mail-parser's compat32 Message."""
     try:
-        message = _MessageOnly.from_bytes(data).message
+        return _MessageOnly.from_bytes(data).message
     except (MailParserRecursionError, RecursionError) as exc:
         raise ParseFailed("message nesting too deep") from exc
     except Exception as exc:
         raise ParseFailed(f"unreadable: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(message, Message):
-        raise ParseFailed("unreadable: no message")
-    return message
 
 
 # -- headers -------------------------------------------------------------------------------
