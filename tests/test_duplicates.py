@@ -16,6 +16,7 @@ from mailbridge.cases.duplicates import (
     places,
     possible_duplicates,
     score,
+    wording,
     words,
 )
 from mailbridge.clock import FrozenClock
@@ -38,13 +39,13 @@ SUPERVISOR = "lead@council.example"
 
 
 def an_enquiry(case_id=1, member="cllr-patel", subject="", body="", at=NOW):
-    return enquiry(case_id, member, at, subject, body)
+    return enquiry(case_id, member, at, wording(subject, body))
 
 
 @pytest.mark.unit
 def test_words_leave_out_common_words_tags_and_plurals():
     assert words("Re: The bins are missed AGAIN, on Mill Lane") == {"bin", "missed", "mill", "lane"}
-    assert an_enquiry(subject="Re: Bins [ME-2026-00001]").subject_words == {"bin"}
+    assert an_enquiry(subject="Re: Bins [ME-2026-00001]").wording.subject_words == {"bin"}
     apostrophes = {"don't", "rock'n", "roll", "4th", "bin", "glass"}
     assert words("Don't rock'n'roll: 4th bins, glass") == apostrophes
 
@@ -273,14 +274,15 @@ def test_remembered_candidates_are_what_the_database_gives(mailbox):
     mailbox.receive(OKAFOR, "Rubbish at 4 Mill Lane", long, at=NOW - timedelta(days=2))
     mailbox.receive(PATEL, "Re: Mill Lane", f"Thanks. {DUMPED}", at=NOW - timedelta(days=1))
     latest = mailbox.case("ME-2026-00004")
-    new = enquiry(latest.id + 1, latest.member, NOW, "Mill Lane again", DUMPED)
+    new = enquiry(latest.id + 1, latest.member, NOW, wording("Mill Lane again", DUMPED))
     remembered, read = candidates_afresh(mailbox, new)
     assert remembered == read
     assert [o.reference for o in read.values()] == [f"ME-2026-0000{n}" for n in (1, 2, 3, 4)]
     by_reference = {o.reference: o.enquiry for o in read.values()}
-    assert by_reference["ME-2026-00002"].text == "  Fly-tipping\n"  # no Message-ID: no body
+    assert by_reference["ME-2026-00002"].wording.text == "  Fly-tipping\n"  # no Message-ID: no body
     assert by_reference["ME-2026-00003"].places == {"street:4 mill lane"}  # named by both
-    assert len(by_reference["ME-2026-00003"].text) == len("Rubbish at 4 Mill Lane\n") + TEXT_CHARS
+    opening = by_reference["ME-2026-00003"].wording.text
+    assert len(opening) == len("Rubbish at 4 Mill Lane\n") + TEXT_CHARS
 
 
 def test_a_case_rolled_back_is_not_remembered_for_the_next_given_its_id(mailbox, monkeypatch):
@@ -308,7 +310,8 @@ def test_a_case_rolled_back_is_not_remembered_for_the_next_given_its_id(mailbox,
         with s.begin_nested():
             case = add_case(s, "ME-2026-00100", NOW)
             case.member = member
-            links.flag_possible_duplicates(s, None, case, "Graffiti", "Please look at this.", NOW)
+            said = wording("Graffiti", "Please look at this.")
+            links.flag_possible_duplicates(s, None, case, said, NOW)
         end(s)
         s.connection()  # the session used again
         s.commit()

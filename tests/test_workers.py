@@ -40,12 +40,16 @@ def corpus_raws(count: int) -> list[bytes]:
 
 
 def outcomes(prepared) -> list[object]:
+    """Each message's parse and what the rules read of its text, or its failure."""
     out = []
     for item in prepared:
         try:
-            out.append(item.parsed())
+            reading = item.reading()
         except ParseFailed as exc:
             out.append(("failed", str(exc)))
+            continue
+        said = reading.wording
+        out.append((reading.parsed, reading.routing_words, said, said.places, said.words))
     return out
 
 
@@ -64,10 +68,23 @@ def test_a_worker_parses_each_message_as_the_daemon_would_including_failures() -
     assert parsed_here([JUNK]) == [("failed", "no recognisable header")]
 
 
+def test_a_worker_reads_the_text_for_the_rules_so_the_daemon_finds_it_read() -> None:
+    pool = WorkerPool(1)
+    try:
+        reading = parse_ahead(pool, corpus_raws(MIN_BATCH))[0].reading()
+    finally:
+        pool.close()
+    assert {"routing_words", "wording"} <= vars(reading).keys()
+    assert {"places", "subject_words", "words"} <= vars(reading.wording).keys()
+    here = parse_ahead(WorkerPool(0), corpus_raws(1))[0].reading()
+    assert "routing_words" not in vars(here)  # read when first asked for
+
+
 def test_a_small_batch_is_parsed_in_the_daemon_without_starting_a_worker() -> None:
     pool = WorkerPool(1)
     prepared = parse_ahead(pool, corpus_raws(MIN_BATCH - 1))
-    assert [p.parsed() for p in prepared] == [parse(raw) for raw in corpus_raws(MIN_BATCH - 1)]
+    parsed = [p.reading().parsed for p in prepared]
+    assert parsed == [parse(raw) for raw in corpus_raws(MIN_BATCH - 1)]
     assert pool._pool is None
 
 
@@ -75,7 +92,7 @@ def test_a_killed_worker_costs_nothing_and_the_next_batch_gets_a_new_one() -> No
     raws = corpus_raws(60)
     pool = WorkerPool(1)
     try:
-        parse_ahead(pool, raws[:MIN_BATCH])[0].parsed()  # the worker is up
+        parse_ahead(pool, raws[:MIN_BATCH])[0].reading()  # the worker is up
         prepared = parse_ahead(pool, raws)
         for pid in list(pool._pool._processes):
             os.kill(pid, signal.SIGKILL)
@@ -168,10 +185,10 @@ def test_a_message_that_fails_in_a_batch_fails_alone_and_takes_its_emails_with_i
     caplog.set_level(logging.INFO, logger="mailbridge.ingest.runner")
     real = pipeline.flag_possible_duplicates
 
-    def failing_after_its_emails(session, mailer, case, subject, *args):
-        if subject.endswith("street 7"):
+    def failing_after_its_emails(session, mailer, case, said, *args):
+        if said.subject.endswith("street 7"):
             raise RuntimeError("disk on fire")
-        return real(session, mailer, case, subject, *args)
+        return real(session, mailer, case, said, *args)
 
     monkeypatch.setattr(pipeline, "flag_possible_duplicates", failing_after_its_emails)
     enquiries(tmp_path / "inbox", 30)
@@ -221,7 +238,7 @@ if __name__ == "__main__":
     raws = [open(p, "rb").read() for p in sys.argv[2:]]
     prepared = parse_ahead(pool, raws)
     if sys.argv[1] == "working":
-        prepared[0].parsed()
+        prepared[0].reading()
     print(*pool._pool._processes, flush=True)
     if sys.argv[1] == "starting":  # killed before its worker has even started up
         os.kill(os.getpid(), signal.SIGKILL)

@@ -81,6 +81,8 @@ def read_commands(body: str) -> tuple[list[Command], list[Rejected]]:
     """Commands in the new text of `body`, and the lines that looked like commands but were not."""
     commands: list[Command] = []
     rejected: list[Rejected] = []
+    if "#" not in body:  # most email: no need to look for the quote above which they would be
+        return commands, rejected
     for line in (raw.strip() for raw in new_text(body).split("\n") if "#" in raw):
         found = _COMMAND.match(line)
         if not found:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 WINDOW = timedelta(days=30)
 SUBJECTS_ALIKE = 0.5  # Jaccard similarity of the subjects' words, to be exceeded
@@ -70,15 +70,16 @@ _STOPWORDS = frozenset(_COMMON.split())
 
 
 @dataclass(frozen=True)
-class Enquiry:
-    """What the comparison needs of a case: who sent it, when, what it says, where."""
+class Wording:
+    """What an enquiry says, each part read once and kept with it: a case is compared again
+    with each new enquiry, and a new one's is read by the worker that parsed it."""
 
-    case_id: int
-    member: str | None
-    received_at: datetime
     subject: str  # without our [ME-…] tags, the same in every reply
     text: str  # the subject and the opening of the body
-    places: frozenset[str]
+
+    @cached_property
+    def places(self) -> frozenset[str]:
+        return places(self.text)
 
     @cached_property
     def subject_words(self) -> frozenset[str]:
@@ -88,6 +89,22 @@ class Enquiry:
     def words(self) -> frozenset[str]:  # only read when the subjects are not alike
         return words(self.text)
 
+    def read_through(self) -> Wording:
+        """Every part read now (by a worker, before the result is sent to the daemon)."""
+        _ = self.places, self.subject_words, self.words
+        return self
+
+
+@dataclass(frozen=True)
+class Enquiry:
+    """What the comparison needs of a case: who sent it, when, what it says, where."""
+
+    case_id: int
+    member: str | None
+    received_at: datetime
+    wording: Wording
+    places: frozenset[str]  # those it names, or (an older case) those it shares with the new
+
 
 @dataclass(frozen=True)
 class Match:
@@ -96,22 +113,24 @@ class Match:
     reason: str  # for the timeline and the team: "same member; subjects alike (0.80)"
 
 
+def wording(subject: str, body: str) -> Wording:
+    """What an enquiry with this subject and body says, as compared."""
+    subject = _TAG.sub(" ", subject)
+    return Wording(subject, f"{subject}\n{body[:TEXT_CHARS]}")
+
+
 def enquiry(
     case_id: int,
     member: str | None,
     received_at: datetime,
-    subject: str,
-    body: str,
+    said: Wording,
     named: Iterable[str] | None = None,
 ) -> Enquiry:
     """An enquiry as compared; `named`: the places it is known to name (not looked for again)."""
-    subject = _TAG.sub(" ", subject)
-    text = f"{subject}\n{body[:TEXT_CHARS]}"
-    found = places(text) if named is None else frozenset(named)
-    return Enquiry(case_id, member, received_at, subject, text, found)
+    found = said.places if named is None else frozenset(named)
+    return Enquiry(case_id, member, received_at, said, found)
 
 
-@lru_cache(maxsize=1024)  # a member's recent cases are compared again with each new enquiry
 def words(text: str) -> frozenset[str]:
     """The words that carry meaning, lower-cased, plurals folded ("bins" is "bin")."""
     found = set(_WORD.findall(text.lower())) - _STOPWORDS
@@ -143,10 +162,10 @@ def score(new: Enquiry, old: Enquiry) -> Match | None:
     if not same_member and not shared:
         return None
     connection = "same member" if same_member else f"both name {_shown(shared[0])}"
-    by_subject = _jaccard(new.subject_words, old.subject_words)
+    by_subject = _jaccard(new.wording.subject_words, old.wording.subject_words)
     if by_subject > SUBJECTS_ALIKE:
         return Match(old.case_id, round(by_subject, 2), f"{connection}; subjects alike")
-    by_text = _overlap(new.words, old.words)
+    by_text = _overlap(new.wording.words, old.wording.words)
     if by_text >= TEXTS_ALIKE:
         return Match(old.case_id, round(by_text, 2), f"{connection}; texts alike")
     return None

@@ -32,8 +32,10 @@ from mailbridge.cases.duplicates import (
     WINDOW,
     Enquiry,
     Match,
+    Wording,
     enquiry,
     possible_duplicates,
+    wording,
 )
 from mailbridge.cases.service import (
     SYSTEM,
@@ -61,14 +63,14 @@ PLACE_CANDIDATES = 20  # the most recent open cases naming the same places
 
 
 def flag_possible_duplicates(
-    session: Session, mailer: Mailer, case: Case, subject: str, body: str, now: datetime
+    session: Session, mailer: Mailer, case: Case, said: Wording, now: datetime
 ) -> list[Match]:
     """Store the places a newly opened case names, and link it to the open cases it probably
     duplicates, each with an event on both timelines and one notice to the team.
 
-    `subject` and `body`: the case's subject and its thread message's body text as stored, with
-    which the case is remembered as a candidate for the enquiries after it."""
-    new = enquiry(case.id, case.member, case.received_at, subject, body)
+    `said`: the wording of the case's subject and its thread message's body text as stored,
+    with which the case is remembered as a candidate for the enquiries after it."""
+    new = enquiry(case.id, case.member, case.received_at, said)
     if new.places:
         session.connection().execute(
             insert_ignoring(session, CasePlace.__table__, "case_id", "place"),
@@ -226,7 +228,7 @@ def _candidates(session: Session, new: Enquiry) -> dict[int, _Older]:
             _TEXTS, {"ids": sorted(missing)}
         ):
             uncommitted[case_id] = _Older(
-                enquiry(case_id, member, at, subject, body or "", ()), reference
+                enquiry(case_id, member, at, wording(subject, body or ""), ()), reference
             )
     older = {}
     for case_id in sorted(named):  # in id order, as SQLite read them all: equal matches keep it
@@ -251,7 +253,7 @@ def _flag(
         dedupe_key=f"duplicate:{case.reference}:{old.reference}",
         headline=f"Possible duplicate: {case.reference} and {old.reference}",
         lines=[
-            f'{old.reference}: "{old.enquiry.subject.strip()}", still open.',
+            f'{old.reference}: "{old.enquiry.wording.subject.strip()}", still open.',
             f"Why: {match.reason} ({match.score:.2f}).",
             "Nothing has been merged. If they are one enquiry:",
             f"  mailbridge case merge {case.reference} {old.reference} --by NAME",
@@ -288,9 +290,10 @@ def _uncommitted(session: OrmSession) -> dict[int, _Older]:
 def _remember_opened(session: Session, case: Case, new: Enquiry) -> None:
     """The new case as _TEXTS will read it back: its subject and opening text (no text
     without a Message-ID, on which _TEXTS joins its message), without the places it names."""
-    if case.thread_message_id is None:
-        new = enquiry(case.id, case.member, case.received_at, new.subject, "", ())
-    _uncommitted(session)[case.id] = _Older(replace(new, places=frozenset()), case.reference)
+    said = new.wording if case.thread_message_id else wording(new.wording.subject, "")
+    _uncommitted(session)[case.id] = _Older(
+        enquiry(case.id, case.member, case.received_at, said, ()), case.reference
+    )
 
 
 @event.listens_for(OrmSession, "after_commit")

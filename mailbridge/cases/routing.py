@@ -67,14 +67,22 @@ class Router:
             for u in directory.delivery_units
         }
 
-    def route_by_text(self, subject: str, body: str, today: date, ward: str = "") -> Route:
+    def route_by_text(
+        self,
+        subject: str,
+        body: str,
+        today: date,
+        ward: str = "",
+        words: frozenset[bytes] | None = None,
+    ) -> Route:
         """A new enquiry: the unit from its subject and text, the officer from the unit (and
-        the member's `ward` where the unit splits by ward)."""
+        the member's `ward` where the unit splits by ward). `words`: text_words(subject, body),
+        when it was read ahead (by the worker that parsed the email)."""
         unit = subject_unit(subject, self.directory)
         if unit is not None:
             return officer_route(unit, self.directory, today, f"subject-unit:{unit.name}", ward)
-        text = f"{subject}\n{body}"
-        found = self._keywords_in(text.lower())
+        text = _text(subject, body)
+        found = self._keywords_in(text.lower(), words)
         best: tuple[int, DeliveryUnit, str] | None = None
         for unit in self.directory.delivery_units:
             hits = [f"keyword:{k}" for k in unit.keywords if k.lower() in found]
@@ -86,7 +94,7 @@ class Router:
         _, unit, rule = best
         return officer_route(unit, self.directory, today, rule, ward)
 
-    def _keywords_in(self, text: str) -> set[str]:
+    def _keywords_in(self, text: str, words: frozenset[bytes] | None = None) -> set[str]:
         """The keywords found as whole words in `text`, as one alternation of them all (longest
         first) finds them: left to right, a match hiding any keyword that overlaps it.
 
@@ -95,8 +103,9 @@ class Router:
         "no word character before" is checked here: a pattern that starts with a literal lets
         the regular-expression engine skip to its first letters, where one that starts with a
         look-behind is tried at every character.
+        `words`: _ascii_words(text), when already read.
         """
-        words = _ascii_words(text)
+        words = _ascii_words(text) if words is None else words
         present = tuple(k for k, needed in self._keywords if needed <= words)
         found: set[str] = set()
         if not present:
@@ -129,6 +138,17 @@ class Router:
             return Route(unit_name, officer.id, "cc-officer")
         chosen, steps = cover_for(officer.id, unit, self.directory, today)
         return Route(unit_name, chosen, _rule(["cc-officer", *steps]))
+
+
+def text_words(subject: str, body: str) -> frozenset[bytes]:
+    """What decides which keywords are worth looking for in an enquiry: the ASCII words of
+    its lower-cased text. Pure, and over a long email most of the cost of routing it, so the
+    worker that parses an email reads this too."""
+    return frozenset(_ascii_words(_text(subject, body).lower()))
+
+
+def _text(subject: str, body: str) -> str:
+    return f"{subject}\n{body}"
 
 
 def _ascii_words(text: str) -> set[bytes]:

@@ -60,8 +60,9 @@ from mailbridge.ingest.classify import (
     classify,
     is_own_address,
 )
-from mailbridge.ingest.parse import ParsedMessage, ParseFailed, parse
-from mailbridge.ingest.parse_ahead import Prepared
+from mailbridge.ingest.parse import ParsedMessage, ParseFailed
+from mailbridge.ingest.parse_ahead import Prepared, read
+from mailbridge.ingest.reading import Reading
 from mailbridge.ingest.sources.base import Fetched
 from mailbridge.outbound.compose import thread_under
 from mailbridge.outbound.notices import (
@@ -269,7 +270,7 @@ def process_message(
 ) -> Outcome:
     """Parse, classify, match and record one stored message (the caller commits).
 
-    `prepared`: its bytes, already in hand, and its parse, perhaps already under way (the
+    `prepared`: its bytes, already in hand, and its reading, perhaps already under way (the
     runner's parse_ahead); without it the bytes are read back and parsed here. `received_at`:
     given when this transaction stored the row (Stored.received_at), with `prepared`, so
     that nothing is read back.
@@ -283,8 +284,8 @@ def process_message(
             return Outcome(message_db_id, row.classification if row else "", "skipped")
         raw, received_at = (prepared.raw if prepared else row.raw), row.received_at
     inbound = Inbound(message_db_id, raw, received_at)
-    read = prepared.parsed if prepared else partial(parse, raw)
-    outcome = _process(session, inbound, ctx, now, read)
+    reading = prepared.reading if prepared else partial(read, raw)
+    outcome = _process(session, inbound, ctx, now, reading)
     session.connection().execute(
         _UPDATE_MESSAGE,
         {"row_id": message_db_id, "status": MESSAGE_PROCESSED, "processed_at": now, "error": None}
@@ -307,16 +308,17 @@ def _process(
     inbound: Inbound,
     ctx: PipelineContext,
     now: datetime,
-    read: Callable[[], ParsedMessage],
+    read_now: Callable[[], Reading],
 ) -> Outcome:
     try:
-        parsed = read()
+        reading = read_now()
     except ParseFailed as exc:
         # Kept byte-exact and shown to the team (`message list --classification unparseable`).
         inbound.changes |= {"parse_ok": False, "classification": UNPARSEABLE,
                             "rule": "parse-failed", "error": str(exc)}  # fmt: skip
         log.warning("message %s could not be parsed: %s", inbound.id, exc)
         return Outcome(inbound.id, UNPARSEABLE, "unparseable")
+    parsed = reading.parsed
     inbound.changes |= parsed_columns(parsed)
     verdict = classify(
         parsed,
@@ -341,7 +343,7 @@ def _process(
             now=now,
         )
         return Outcome(inbound.id, verdict.kind, "status")
-    case = _open(session, inbound, parsed, verdict, ctx, now)
+    case = _open(session, inbound, reading, verdict, ctx, now)
     return Outcome(inbound.id, verdict.kind, "opened", case.reference)
 
 
@@ -429,16 +431,16 @@ def _attach(
 def _open(
     session: Session,
     inbound: Inbound,
-    parsed: ParsedMessage,
+    reading: Reading,
     verdict: Verdict,
     ctx: PipelineContext,
     now: datetime,
 ) -> Case:
     """Open a case for a new enquiry, with its member, officer and stakeholders."""
-    directory = ctx.directory
+    directory, parsed = ctx.directory, reading.parsed
     sender = parsed.from_.email if parsed.from_ else ""
     member = directory.member_by_address(sender) if verdict.kind != NON_MEMBER else None
-    route = _route(parsed, verdict, ctx, now, member.ward if member else "")
+    route = _route(reading, verdict, ctx, now, member.ward if member else "")
     own = partial(is_own_address, own_addresses=ctx.own_addresses)
     cc_only = any(own(a.email) for a in parsed.cc) and not any(own(a.email) for a in parsed.to)
     plan = _parts(parsed, member, route, ctx, now)
@@ -501,7 +503,7 @@ def _open(
         # The officer the member wrote to already has the email; anyone else gets it.
         if route.rule != "cc-officer" and not parts:
             queue_forward(session, ctx.mailer, case, original, now, stakeholders=copied)
-    flag_possible_duplicates(session, ctx.mailer, case, parsed.subject, parsed.body_text, now)
+    flag_possible_duplicates(session, ctx.mailer, case, reading.wording, now)
     return case
 
 
@@ -522,26 +524,25 @@ def _parts(
 def _asks_status_only(parsed: ParsedMessage) -> bool:
     """A new email that is nothing but `#status`: answered, not opened as a case."""
     commands, rejected = read_commands(parsed.body_text)
-    words = new_text(parsed.body_text).split()
-    return (
-        bool(commands)
-        and not rejected
-        and all(c.name == "status" for c in commands)
-        and (len(words) <= 2 * len(commands))
-    )
+    if not commands or rejected or any(c.name != "status" for c in commands):
+        return False
+    return len(new_text(parsed.body_text).split()) <= 2 * len(commands)
 
 
 def _route(
-    parsed: ParsedMessage, verdict: Verdict, ctx: PipelineContext, now: datetime, ward: str
+    reading: Reading, verdict: Verdict, ctx: PipelineContext, now: datetime, ward: str
 ) -> Route:
     if verdict.kind == NON_MEMBER:
         return NO_ROUTE
+    parsed = reading.parsed
     today = ctx.calendar.local(now).date()
     if verdict.kind == CC_ENQUIRY:
         for person in parsed.to:
             if officer := ctx.directory.officer_by_address(person.email):
                 return ctx.router.route_to_officer(officer, today)
-    return ctx.router.route_by_text(parsed.subject, parsed.body_text, today, ward)
+    return ctx.router.route_by_text(
+        parsed.subject, parsed.body_text, today, ward, reading.routing_words
+    )
 
 
 def _not_there(
