@@ -12,12 +12,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from mailbridge.store.checkpoints import BackgroundCheckpoints
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_MS = 15_000
 
 
 def make_engine(url: str, *, read_only: bool = False) -> Engine:
-    """An engine for `url`; for SQLite, the parent directory is created and WAL is switched on.
+    """An engine for `url`; for SQLite, the parent directory is created, WAL is switched on
+    and checkpointed in the background (store/checkpoints.py).
 
     `read_only` engines (reports, listings) begin deferred SQLite transactions: they read a
     WAL snapshot without taking the write lock, so a long report never stalls the daemon.
@@ -25,9 +28,11 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
+    on_disk = bool(parsed.database) and parsed.database != ":memory:"
+    if on_disk:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+    checkpoints = BackgroundCheckpoints(parsed.database) if on_disk and not read_only else None
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi, _record) -> None:
@@ -40,13 +45,18 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             f"busy_timeout={SQLITE_BUSY_MS}",
             "foreign_keys=ON",
             "synchronous=NORMAL",
+            *(checkpoints.pragmas if checkpoints else ()),
         ):
             dbapi.execute(f"PRAGMA {pragma}")
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
+        if checkpoints:
+            checkpoints.before_writing()
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+    if checkpoints:
+        event.listen(engine.pool, "checkin", checkpoints.after_use)
     return engine
 
 
