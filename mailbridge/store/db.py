@@ -16,6 +16,11 @@ from mailbridge.store.checkpoints import BackgroundCheckpoints
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_MS = 15_000
+# A writer's page cache, per connection. One ingest batch of 100 emails dirties about 8 MiB of
+# pages (raw bytes, parsed text, composed emails, two dozen indexes): in SQLite's default 2 MiB
+# they spill to the WAL mid-transaction and are read back, costing the daemon about a tenth of
+# its ingest rate. Readers keep the default.
+SQLITE_WRITER_CACHE_KIB = 16 * 1024
 
 
 def make_engine(url: str, *, read_only: bool = False) -> Engine:
@@ -46,6 +51,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             "foreign_keys=ON",
             "synchronous=NORMAL",
             *(checkpoints.pragmas if checkpoints else ()),
+            *(() if read_only else (f"cache_size=-{SQLITE_WRITER_CACHE_KIB}",)),
         ):
             dbapi.execute(f"PRAGMA {pragma}")
 

@@ -1,4 +1,5 @@
-"""SQLite's WAL is checkpointed in the background, off the writer's path, and stays bounded."""
+"""SQLite tuned for the daemon's writes: the WAL checkpointed in the background, off the
+writer's path, and bounded; a page cache that holds a batch."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailbridge.store.checkpoints import LIMIT
-from mailbridge.store.db import make_engine
+from mailbridge.store.db import SQLITE_WRITER_CACHE_KIB, make_engine
 
 MB = 1024 * 1024
 
@@ -34,8 +35,10 @@ def test_a_busy_writers_wal_is_checkpointed_in_the_background_and_stays_bounded(
 
 
 @pytest.mark.unit
-def test_a_reporting_engine_leaves_checkpoints_to_sqlite(tmp_path):
+def test_a_writer_caches_a_whole_batch_and_a_reporting_engine_keeps_sqlites_defaults(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    make_engine(url).dispose()
+    with make_engine(url).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_WRITER_CACHE_KIB
     with make_engine(url, read_only=True).connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
