@@ -22,14 +22,14 @@ from mailbridge.cases.calendar import WorkingCalendar
 from mailbridge.cases.matching import Candidate
 from mailbridge.cases.references import next_reference
 from mailbridge.config import ReferenceFormat
-from mailbridge.store.db import insert_ignoring
+from mailbridge.store.db import insert_ignoring, insert_one
 from mailbridge.store.models import MERGED, Case, CaseLink, Event, Message, Outbox, Participant
 
 SYSTEM = "mailbridge"
 
 # Built once: the pipeline runs these for every message (see store.db.insert_ignoring).
 _INSERT_EVENT = Event.__table__.insert()
-_INSERT_CASE = Case.__table__.insert().returning(Case.__table__.c.id)
+_INSERT_CASE = Case.__table__.insert()
 _UPDATE_CASE = update(Case.__table__).where(Case.__table__.c.id == bindparam("case_row"))
 _HELD = "mailbridge.held_inserts"  # session.info key, set by holding_inserts
 
@@ -126,7 +126,7 @@ def open_case(
         "next_action_at": now,  # the clock's next sweep works out when it is really due
         **fields,
     }
-    case_id = session.connection().execute(_INSERT_CASE, values).scalar_one()
+    case_id = insert_one(session, _INSERT_CASE, values)
     return detached_row(Case, id=case_id, **values)
 
 

@@ -42,7 +42,7 @@ from sqlmodel import Session, select
 from mailbridge.cases.service import SYSTEM, record_event
 from mailbridge.ingest.classify import is_own_address
 from mailbridge.outbound.compose import wire_bytes
-from mailbridge.store.db import insert_ignoring
+from mailbridge.store.db import insert_ignoring, insert_one
 from mailbridge.store.models import Case, Outbox
 
 log = logging.getLogger(__name__)
@@ -154,8 +154,7 @@ def queue_email(
         "next_attempt_at": now,
         "created_at": now,
     }
-    stmt = insert_ignoring(session, Outbox.__table__, "dedupe_key", returning=("id",))
-    new_id = session.connection().execute(stmt, values).scalar_one_or_none()
+    new_id = insert_one(session, insert_ignoring(session, Outbox.__table__, "dedupe_key"), values)
     if new_id is None:
         return None
     queued = Queued(new_id, case_id, kind, message_id)
