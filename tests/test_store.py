@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.sqlite.base import DATETIME
 from sqlmodel import select
 
 from mailbridge.cases.references import holding_references, next_reference
@@ -16,6 +18,7 @@ from mailbridge.config import ReferenceFormat
 from mailbridge.store.cursors import DbCursorStore
 from mailbridge.store.db import make_engine, session
 from mailbridge.store.models import Case, Message
+from mailbridge.store.types import UTCDateTime
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 FMT = ReferenceFormat()
@@ -158,3 +161,21 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     engine.dispose()
+
+
+@pytest.mark.unit
+def test_a_time_is_bound_for_sqlite_as_sqlalchemys_datetime_text_of_its_utc_value():
+    dialect = sqlite.dialect()
+    column = UTCDateTime()
+    bind = column.dialect_impl(dialect).bind_processor(dialect)
+    as_sqlalchemy_stores_it = DATETIME().bind_processor(dialect)
+    for value in (
+        NOW,
+        datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=-1))),
+        datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    ):
+        naive_utc = value.astimezone(UTC).replace(tzinfo=None)
+        assert bind(value) == as_sqlalchemy_stores_it(naive_utc)
+    assert bind(NOW) == "2026-11-23 10:00:00.000000" and bind(None) is None
+    with pytest.raises(ValueError, match="naive datetime"):
+        bind(datetime(2026, 11, 23, 10, 0))

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from mailbridge.store.checkpoints import BackgroundCheckpoints
+from mailbridge.store.types import dump_json, load_json
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_MS = 15_000
@@ -32,12 +33,13 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     WAL snapshot without taking the write lock, so a long report never stalls the daemon.
     """
     parsed = make_url(url)
+    json = {"json_serializer": dump_json, "json_deserializer": load_json}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, **json)
     on_disk = bool(parsed.database) and parsed.database != ":memory:"
     if on_disk:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000}, **json)
     checkpoints = BackgroundCheckpoints(parsed.database) if on_disk and not read_only else None
 
     @event.listens_for(engine, "connect")
