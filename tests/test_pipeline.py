@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from mailbridge.clock import FrozenClock
 from mailbridge.daemon import build_deps, build_runner
+from mailbridge.ingest import runner as runner_module
 from mailbridge.ingest.runner import DrainStats
 from mailbridge.store.db import session
 from mailbridge.store.models import Case, Event, Message, Outbox, Participant
@@ -271,11 +272,11 @@ def test_a_message_whose_processing_fails_is_kept_for_replay_and_the_next_one_go
         return real(self, subject, *args, **kwargs)
 
     monkeypatch.setattr(Router, "route_by_text", flaky)
-    stats = mailbox.receive(
-        make_email(PATEL, [MAILBOX], "explode"), make_email(PATEL, [MAILBOX], "Bins")
-    )
+    explosive = make_email(PATEL, [MAILBOX], "explode")
+    stats = mailbox.receive(explosive, make_email(PATEL, [MAILBOX], "Bins"))
     failed, ok = mailbox.messages()
     assert (failed.status, failed.case_id, stats.failed) == ("failed", None, 1)
+    assert failed.raw == explosive  # kept byte-exact
     assert "routing table unavailable" in failed.error
     assert ok.case_id is not None
     assert len(mailbox.cases()) == 1  # the failed message's case was rolled back, reference too
@@ -284,6 +285,33 @@ def test_a_message_whose_processing_fails_is_kept_for_replay_and_the_next_one_go
     replayed = mailbox.messages()[0]
     assert (replayed.status, replayed.attempts) == ("processed", 1)
     assert mailbox.case("ME-2026-00002").id == replayed.case_id
+
+
+def test_a_stop_midway_through_a_batch_keeps_the_rest_with_their_bytes_for_later(
+    mailbox, monkeypatch
+):
+    """SIGTERM between two messages: those not reached stay "received" with their exact
+    bytes, are not acknowledged, and are processed by the next run."""
+    raws = [make_email(PATEL, [MAILBOX], f"Bins, round {n}") for n in range(3)]
+    runner = build_runner(mailbox.deps)
+    real = runner_module.process_message
+
+    def then_stop(*args, **kwargs):
+        runner.stop.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "process_message", then_stop)
+    mailbox.deliver(*raws)
+    assert runner.drain().processed == 1
+    stored = mailbox.messages()
+    assert [m.status for m in stored] == ["processed", "received", "received"]
+    assert [m.raw for m in stored] == raws
+    assert len(list((mailbox.maildir / "new").iterdir())) == 2  # not acknowledged
+    monkeypatch.undo()
+    mailbox.drain()
+    assert [m.status for m in mailbox.messages()] == ["processed"] * 3
+    assert [m.raw for m in mailbox.messages()] == raws
+    assert len(mailbox.cases()) == 3
 
 
 def test_processed_mail_moves_from_new_to_cur_only_after_commit(mailbox):
