@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -187,7 +190,7 @@ def start_sender(
 def ingest_once(deps: Deps) -> DrainStats:
     """Replay what a crash left, drain the source, and return: for cron and benchmarks."""
     stop = _stop_on_signals()
-    with build_runner(deps, stop) as runner:
+    with build_runner(deps, stop) as runner, _long_lived_heap():
         return runner.drain(runner.replay_pending())
 
 
@@ -223,8 +226,10 @@ def run(deps: Deps) -> None:
 
     clock = deps.settings.clock
     try:  # every daemon sends; only the leader reads the mailbox and runs the clock
-        lead(leader_lock(deps.settings.database_url), stop, term, runner.run_forever,
-             clock_sweep, sweep_seconds=clock.sweep_seconds, timezone=clock.timezone)  # fmt: skip
+        with _long_lived_heap():
+            lead(leader_lock(deps.settings.database_url), stop, term, runner.run_forever,
+                 clock_sweep, sweep_seconds=clock.sweep_seconds,
+                 timezone=clock.timezone)  # fmt: skip
     finally:
         stop.set()  # also when ingest died: the sender finishes the email in hand and stops
         term.set()
@@ -232,6 +237,20 @@ def run(deps: Deps) -> None:
         runner.close()
         deps.engine.dispose()
     log.info("mailbridge stopped")
+
+
+@contextmanager
+def _long_lived_heap() -> Iterator[None]:
+    """What is built before the work starts (modules, the directory, compiled statements and
+    templates) lives as long as the process: take it out of the cyclic garbage collector's
+    full passes, which otherwise scan all of it again and again (about 5% of ingest time).
+    Given back after, for a caller that carries on."""
+    gc.collect()  # nothing that is already garbage is kept
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _stop_on_signals() -> threading.Event:
