@@ -97,6 +97,23 @@ def commands(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 # ----- fetching -------------------------------------------------------------------------------
 
 
+def test_imaplib_formats_no_debug_output_unless_its_logger_would_show_it(
+    imap_account: ImapAccount, make_source: SourceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Formatting it cost a repr of every message fetched: a twentieth of ingest time."""
+    imap_account.append(enquiry(1))
+    caplog.set_level(logging.INFO, logger="imapclient.imaplib")
+    quiet = make_source()
+    assert len(next(quiet.fetch_batches())) == 1
+    assert quiet._client._imap.debug == 0
+    assert not [record for record in caplog.records if record.name == "imapclient.imaplib"]
+    caplog.set_level(logging.DEBUG, logger="imapclient.imaplib")
+    shown = make_source()
+    assert len(next(shown.fetch_batches())) == 1
+    assert shown._client._imap.debug == 5
+    assert any("BODY.PEEK[]" in record.getMessage() for record in caplog.records)
+
+
 def test_new_messages_come_in_uid_order_in_batches_bounded_by_count_and_bytes(
     imap_account: ImapAccount, make_source: SourceFactory, commands: pytest.LogCaptureFixture
 ) -> None:

@@ -392,6 +392,7 @@ class ImapSource:
         )
         try:
             client.normalise_times = False  # aware INTERNALDATE, not naive local time
+            _quiet_unless_debugging(client)
             _keepalive(client.socket())
             if ep.scheme == "imap":
                 if client.has_capability("STARTTLS"):
@@ -437,6 +438,15 @@ def _keepalive(sock: socket.socket) -> None:
     for name, value in KEEPALIVE.items():
         if hasattr(socket, name):  # Linux; other platforms keep their defaults
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+def _quiet_unless_debugging(client: IMAPClient) -> None:
+    """imapclient sets imaplib's debug level to 5 and hands its output to the
+    "imapclient.imaplib" logger, which drops it below DEBUG, but only after imaplib has
+    formatted it: the repr of every message fetched, and of each batch's whole FETCH response,
+    about a twentieth of the daemon's ingest time. Off, unless that logger would show it."""
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
 
 
 def _shutdown_quietly(client: IMAPClient) -> None:
