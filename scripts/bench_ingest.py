@@ -42,7 +42,13 @@ from rich.table import Table  # noqa: E402
 
 from mailbridge.config import load_settings  # noqa: E402
 from mailbridge.ingest.sources.imap import ImapSource  # noqa: E402
-from tests.imap_server import Dovecot, DovecotMissing, DovecotUnsupported, ImapAccount  # noqa: E402
+from tests.imap_server import (  # noqa: E402
+    Dovecot,
+    DovecotMissing,
+    DovecotUnsupported,
+    ImapAccount,
+    MemoryCursors,
+)
 
 MAILBOX = "enquiries@council.example"
 FETCH_BATCH = 100
@@ -295,21 +301,10 @@ def fetch_only(account: ImapAccount) -> float:
     return time.perf_counter() - started
 
 
-class _Cursors:
-    def __init__(self) -> None:
-        self.saved: dict[str, tuple[int, int]] = {}
-
-    def load(self, folder: str) -> tuple[int, int] | None:
-        return self.saved.get(folder)
-
-    def save(self, folder: str, uidvalidity: int, last_uid: int) -> None:
-        self.saved[folder] = (uidvalidity, last_uid)
-
-
 def source_only(account: ImapAccount) -> tuple[float, int]:
     """Seconds and count for ImapSource.fetch_batches with no acknowledgement (no side effects)."""
     settings = load_settings(env={"MAILBRIDGE_SOURCE": account.url}).source
-    source = ImapSource(settings, _Cursors())
+    source = ImapSource(settings, MemoryCursors())
     started = time.perf_counter()
     try:
         count = sum(len(batch) for batch in source.fetch_batches())

@@ -38,6 +38,21 @@ INSTALL_HINT = (
 )
 
 
+class MemoryCursors:
+    """The CursorStore protocol in a dict, for the IMAP source alone (tests, benchmark)."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, tuple[int, int]] = {}
+
+    def load(self, folder: str) -> tuple[int, int] | None:
+        return self.saved.get(folder)
+
+    def advance(self, folder: str, uidvalidity: int, last_uid: int) -> None:
+        stored = self.saved.get(folder)
+        if stored is None or stored[0] != uidvalidity or stored[1] < last_uid:
+            self.saved[folder] = (uidvalidity, last_uid)
+
+
 class DovecotMissing(RuntimeError):
     """No dovecot binary: the tests cannot run and must say how to fix it."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -10,6 +12,8 @@ from sqlmodel import select
 
 from mailbridge.clock import FrozenClock
 from mailbridge.daemon import build_deps, build_runner
+from mailbridge.ingest import runner as runner_module
+from mailbridge.ingest.sources.base import Fetched
 from mailbridge.store.db import session
 from mailbridge.store.models import Case, Message
 from tests.conftest import MAILBOX, make_settings
@@ -90,3 +94,44 @@ def test_mail_stays_in_inbox_when_the_database_cannot_take_it(imap_account, imap
         conn.execute(text("ALTER TABLE message_away RENAME TO message"))
     assert drain(imap_deps).processed == 1
     assert imap_account.uids("INBOX") == []
+
+
+def test_a_backlog_is_moved_a_few_hundred_at_a_time_and_only_after_commit(
+    imap_account, db_url, monkeypatch
+):
+    """One MOVE costs the server as much for one message as for hundreds: in a backlog the
+    runner moves committed batches together, fetching the next batch before moving the last
+    (its parse starts meanwhile), and moves whatever is left once nothing more comes."""
+    monkeypatch.setattr(runner_module, "ACK_AT_LEAST", 12)
+    settings = make_settings(db_url, imap_account.url)
+    deps = build_deps(replace(settings, source=replace(settings.source, batch_size=5)),
+                      FrozenClock(NOW))  # fmt: skip
+    for n in range(32):
+        imap_account.append(make_email(PATEL, [MAILBOX], f"Bins, street {n}"))
+    runner = build_runner(deps)
+    events: list[str] = []
+    fetch_batches, acknowledge = runner.source.fetch_batches, runner.source.acknowledge
+
+    def fetching() -> Iterator[list[Fetched]]:
+        for batch in fetch_batches():
+            events.append(f"fetch {len(batch)}")
+            yield batch
+
+    def acknowledging(batch: list[Fetched]) -> None:
+        with session(deps.engine) as s:
+            committed = s.exec(select(Message.uid).where(Message.status == "processed")).all()
+        assert {m.uid for m in batch} <= set(committed)
+        events.append(f"move {len(batch)}")
+        acknowledge(batch)
+
+    monkeypatch.setattr(runner.source, "fetch_batches", fetching)
+    monkeypatch.setattr(runner.source, "acknowledge", acknowledging)
+    try:
+        assert runner.drain().processed == 32
+    finally:
+        runner.close()
+        deps.engine.dispose()
+    assert events == ["fetch 5"] * 4 + ["move 15"] + ["fetch 5", "fetch 5", "fetch 2", "move 15",
+                                                   "move 2"]  # fmt: skip
+    assert imap_account.uids("INBOX") == []
+    assert len(imap_account.uids("Processed")) == 32

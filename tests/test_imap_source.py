@@ -16,22 +16,9 @@ import pytest
 from mailbridge.config import load_settings
 from mailbridge.ingest.sources.base import Fetched, SourceUnavailable
 from mailbridge.ingest.sources.imap import ImapSource
-from tests.imap_server import Dovecot, ImapAccount
+from tests.imap_server import Dovecot, ImapAccount, MemoryCursors
 
 pytestmark = pytest.mark.imap
-
-
-class MemoryCursors:
-    """The CursorStore protocol in a dict."""
-
-    def __init__(self) -> None:
-        self.saved: dict[str, tuple[int, int]] = {}
-
-    def load(self, folder: str) -> tuple[int, int] | None:
-        return self.saved.get(folder)
-
-    def save(self, folder: str, uidvalidity: int, last_uid: int) -> None:
-        self.saved[folder] = (uidvalidity, last_uid)
 
 
 def enquiry(n: int, body_size: int = 300) -> bytes:

@@ -147,11 +147,20 @@ def test_naive_times_are_refused(engine):
 def test_mailbox_cursors_remember_uidvalidity_and_last_uid_per_folder(engine):
     cursors = DbCursorStore(engine, FrozenClock(NOW))
     assert cursors.load("council@imap/INBOX") is None
-    cursors.save("council@imap/INBOX", 1795418775, 10)
-    cursors.save("council@imap/INBOX", 1795418775, 25)
-    cursors.save("council@imap/Cc", 7, 3)
+    cursors.advance("council@imap/INBOX", 1795418775, 10)
+    cursors.advance("council@imap/INBOX", 1795418775, 25)
+    cursors.advance("council@imap/Cc", 7, 3)
     assert cursors.load("council@imap/INBOX") == (1795418775, 25)
     assert cursors.load("council@imap/Cc") == (7, 3)
+
+
+def test_a_mailbox_cursor_never_moves_back_unless_the_folder_was_recreated(engine):
+    cursors = DbCursorStore(engine, FrozenClock(NOW))
+    cursors.advance("council@imap/INBOX", 1795418775, 25)
+    cursors.advance("council@imap/INBOX", 1795418775, 12)  # a late batch, acknowledged after
+    assert cursors.load("council@imap/INBOX") == (1795418775, 25)
+    cursors.advance("council@imap/INBOX", 1795418999, 4)  # a new UIDVALIDITY: UIDs start again
+    assert cursors.load("council@imap/INBOX") == (1795418999, 4)
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):

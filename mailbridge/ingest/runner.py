@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 Work = tuple[Stored, Prepared | None]  # a stored message, and its bytes and parse if in hand
 MAX_ATTEMPTS = 3  # a message that failed this often waits for `mailbridge message replay`
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
+ACK_AT_LEAST = 500  # committed messages acknowledged to one command, in a backlog
 
 
 @dataclass
@@ -105,17 +106,39 @@ class Runner:
         return stats
 
     def drain(self, stats: DrainStats | None = None) -> DrainStats:
-        """Fetch, store, process and acknowledge until the source has nothing new (or stop)."""
+        """Fetch, store, process and acknowledge until the source has nothing new (or stop).
+
+        The next batch is fetched, and handed to the parse workers, before the last ones are
+        acknowledged, so that the workers parse while the server moves. In a backlog,
+        committed batches are acknowledged together, ACK_AT_LEAST messages to a command: a
+        MOVE costs Dovecot about 10 ms however few it moves. Whatever is committed is
+        acknowledged before drain returns; a crash before that leaves messages upstream that
+        the next pass fetches again and drops as duplicates.
+        """
         stats = stats or DrainStats()
-        for batch in self.source.fetch_batches():
-            stats.fetched += len(batch)
-            # Parsed by the workers while the batch is stored; a duplicate's parse is wasted.
-            prepared = parse_ahead(self.pool, [item.raw for item in batch])
+        batches = self.source.fetch_batches()
+        committed: list[Fetched] = []  # processed and committed, not yet acknowledged
+        ahead = self._fetch_next(batches, stats)
+        while ahead is not None:
+            batch, prepared = ahead
             done = self.process(partial(self._store, batch, prepared), stats)
-            self.source.acknowledge(batch[:done])
-            if self.stop.is_set():
-                break
+            committed += batch[:done]
+            ahead = None if self.stop.is_set() else self._fetch_next(batches, stats)
+            if committed and (ahead is None or len(committed) >= ACK_AT_LEAST):
+                self.source.acknowledge(committed)
+                committed = []
         return stats
+
+    def _fetch_next(
+        self, batches: Iterator[list[Fetched]], stats: DrainStats
+    ) -> tuple[list[Fetched], list[Prepared]] | None:
+        """The next batch, already on its way through the parse workers (a duplicate's parse
+        is wasted), or None when the source has nothing more."""
+        batch = next(batches, None)
+        if batch is None:
+            return None
+        stats.fetched += len(batch)
+        return batch, parse_ahead(self.pool, [item.raw for item in batch])
 
     def _store(self, batch: list[Fetched], prepared: list[Prepared], s: Session) -> list[Work]:
         return list(zip(persist_raw(s, batch, self.clock.now()), prepared, strict=True))

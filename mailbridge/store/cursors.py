@@ -18,12 +18,18 @@ class DbCursorStore:
             cursor = s.get(MailboxCursor, folder)
             return (cursor.uidvalidity, cursor.last_uid) if cursor else None
 
-    def save(self, folder: str, uidvalidity: int, last_uid: int) -> None:
+    def advance(self, folder: str, uidvalidity: int, last_uid: int) -> None:
+        """One statement, no read first: the row is only written when it moves forward."""
         values = {"uidvalidity": uidvalidity, "last_uid": last_uid, "updated_at": self.clock.now()}
+        cursor = MailboxCursor.__table__.c
         with session(self.engine) as s:
+            stmt = insert(s, MailboxCursor.__table__).values(folder=folder, **values)
             s.execute(
-                insert(s, MailboxCursor.__table__)
-                .values(folder=folder, **values)
-                .on_conflict_do_update(index_elements=["folder"], set_=values)
+                stmt.on_conflict_do_update(
+                    index_elements=["folder"],
+                    set_=values,
+                    where=(cursor.uidvalidity != stmt.excluded.uidvalidity)
+                    | (cursor.last_uid < stmt.excluded.last_uid),
+                )
             )
             s.commit()

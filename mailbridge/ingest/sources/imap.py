@@ -280,10 +280,7 @@ class ImapSource:
                 min(earlier),
             )
             new_last = min(earlier) - 1
-        stored = self._cursors.load(key)
-        if stored is not None and stored[0] == uidvalidity and stored[1] >= new_last:
-            return  # never move backwards
-        self._cursors.save(key, uidvalidity, new_last)
+        self._cursors.advance(key, uidvalidity, new_last)
 
     # ----- waiting ------------------------------------------------------------------------
 
