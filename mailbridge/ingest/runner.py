@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from sqlalchemy import Engine
@@ -112,8 +112,8 @@ class Runner:
         acknowledged, so that the workers parse while the server moves. In a backlog,
         committed batches are acknowledged together, ACK_AT_LEAST messages to a command: a
         MOVE costs Dovecot about 10 ms however few it moves. Whatever is committed is
-        acknowledged before drain returns; a crash before that leaves messages upstream that
-        the next pass fetches again and drops as duplicates.
+        acknowledged before drain returns; a crash or an error before that leaves messages
+        upstream that the next pass fetches again and drops as duplicates.
         """
         stats = stats or DrainStats()
         batches = self.source.fetch_batches()
@@ -122,7 +122,7 @@ class Runner:
         while ahead is not None:
             batch, prepared = ahead
             done = self.process(partial(self._store, batch, prepared), stats)
-            committed += batch[:done]
+            committed += [replace(item, raw=b"") for item in batch[:done]]  # bytes stored
             ahead = None if self.stop.is_set() else self._fetch_next(batches, stats)
             if committed and (ahead is None or len(committed) >= ACK_AT_LEAST):
                 self.source.acknowledge(committed)
