@@ -40,7 +40,7 @@ from mailbridge.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-Work = tuple[Stored, Prepared | None]  # a stored message, and its bytes and parse if in hand
+Work = tuple[Stored, Prepared | None]  # a stored message, its bytes and reading if in hand
 MAX_ATTEMPTS = 3  # a message that failed this often waits for `mailbridge message replay`
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
 ACK_AT_LEAST = 500  # committed messages acknowledged to one command, in a backlog

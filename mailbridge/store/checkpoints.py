@@ -5,7 +5,7 @@ past 1,000 pages copies them all into the database file and syncs it: a pause of
 milliseconds for that writer, which in the daemon is the ingest loop. Here connections never
 checkpoint as they commit. A connection given back to the pool with more than LIMIT bytes in
 the WAL starts one in a thread of its own (PASSIVE: it blocks no reader or writer), which runs
-while the daemon acknowledges its batch upstream and fetches the next. A write transaction
+while the daemon fetches its next batch (and moves committed ones upstream). A write transaction
 first waits for it to finish, so that the WAL is then begun again from its start, and with
 journal_size_limit truncated back to LIMIT: its size says when it has grown past that again.
 As bounded as SQLite's own checkpoints, and as durable: synchronous=NORMAL syncs at each one.
